@@ -1,0 +1,59 @@
+// faiss_flash: exact Lloyd k-means for FAISS users.
+//
+// The knobs faiss_flash adds on top of faiss::ClusteringParameters. Every
+// field has a default that reproduces FAISS's behaviour as closely as the
+// hardware allows; change them only to pick a backend or trade accuracy for
+// speed.
+
+#pragma once
+
+#include <cstdint>
+
+namespace faiss_flash {
+
+/// Where the Lloyd iterations run.
+enum class BackendKind {
+    Auto, ///< CUDA when the library was built with it and a GPU is visible, else CPU
+    CPU,  ///< the blocked, fused OpenMP backend (always available)
+    CUDA, ///< the fused GPU backend; throws if no GPU is usable
+};
+
+/// Arithmetic used for the point-centroid products of the assignment step.
+/// The centroid update always accumulates in fp32 or wider.
+enum class Precision {
+    /// fp32 input: products as accurate as fp32 (the CPU backend computes in
+    /// fp32; the GPU backend uses error-compensated tensor-core products and
+    /// re-scores certified near-ties). The default.
+    Exact,
+    TF32, ///< GPU only: plain tf32 tensor-core products (about 1e-3 relative error)
+    BF16, ///< GPU only: operands rounded to bf16, fp32 accumulation
+    FP16, ///< GPU only: operands rounded to fp16, fp32 accumulation
+};
+
+/// Engine parameters, next to FAISS's ClusteringParameters.
+struct FlashParameters {
+    /// Backend used by train(); Auto picks CUDA when available.
+    BackendKind backend = BackendKind::Auto;
+
+    /// CUDA device ordinal used by the CUDA backend.
+    int device = 0;
+
+    /// CPU threads of the CPU backend; 0 = omp_get_max_threads().
+    int num_threads = 0;
+
+    /// Assignment arithmetic (see Precision). Exact by default.
+    Precision precision = Precision::Exact;
+
+    /// When true (default) results are bit-identical run to run for the same
+    /// input and seed. The CUDA backend may use order-dependent float atomics
+    /// when false.
+    bool deterministic = true;
+
+    /// Stop a redo early once the mean squared L2 move of the non-frozen
+    /// centroids in one update is <= tol (in squared data units), in every
+    /// problem of the batch. FAISS has no such rule: the default 0 runs
+    /// exactly niter iterations, as FAISS does.
+    float tol = 0;
+};
+
+} // namespace faiss_flash

@@ -1,0 +1,106 @@
+// Runs faiss::Clustering and faiss_flash::FlashClustering on the same input
+// and compares what a FAISS user observes: per-iteration objective, final
+// centroids, the index's content.
+
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <memory>
+#include <vector>
+
+#include <faiss/Clustering.h>
+#include <faiss/IndexFlat.h>
+
+#include <faiss_flash/FlashClustering.h>
+
+namespace faiss_flash {
+namespace testing {
+
+struct ClusteringRun {
+    std::vector<float> centroids;
+    std::vector<faiss::ClusteringIterationStats> stats;
+    int64_t index_ntotal = 0;
+};
+
+inline std::unique_ptr<faiss::IndexFlat> flat_index(int d, bool inner_product) {
+    if (inner_product) {
+        return std::make_unique<faiss::IndexFlatIP>(d);
+    }
+    return std::make_unique<faiss::IndexFlatL2>(d);
+}
+
+/// Trains `clus` (a faiss::Clustering or a FlashClustering) with optional
+/// weights and initial centroids.
+inline ClusteringRun run_clustering(
+        faiss::Clustering& clus,
+        int64_t n,
+        const float* x,
+        bool inner_product,
+        const float* weights = nullptr,
+        const std::vector<float>& init = {}) {
+    auto index = flat_index(clus.d, inner_product);
+    clus.centroids = init;
+    clus.train(n, x, *index, weights);
+    return {clus.centroids, clus.iteration_stats, index->ntotal};
+}
+
+/// Same parameters, same data: FAISS's result and ours.
+struct Pair {
+    ClusteringRun faiss;
+    ClusteringRun flash;
+};
+
+inline Pair run_both(
+        int d,
+        int k,
+        const faiss::ClusteringParameters& cp,
+        int64_t n,
+        const float* x,
+        bool inner_product = false,
+        const float* weights = nullptr,
+        const std::vector<float>& init = {}) {
+    faiss::Clustering ref(d, k, cp);
+    FlashClusteringParameters fp;
+    static_cast<faiss::ClusteringParameters&>(fp) = cp;
+    fp.backend = BackendKind::CPU;
+    FlashClustering ours(d, k, fp);
+    Pair p;
+    p.faiss = run_clustering(ref, n, x, inner_product, weights, init);
+    p.flash = run_clustering(ours, n, x, inner_product, weights, init);
+    return p;
+}
+
+/// Per-iteration objective within rtol, centroids within a relative
+/// mean-squared difference of ctol.
+inline void expect_equivalent(
+        const Pair& p,
+        double obj_rtol = 1e-4,
+        double centroid_rtol = 1e-4) {
+    ASSERT_EQ(p.faiss.stats.size(), p.flash.stats.size());
+    for (size_t i = 0; i < p.faiss.stats.size(); i++) {
+        const double a = p.faiss.stats[i].obj, b = p.flash.stats[i].obj;
+        EXPECT_NEAR(b, a, obj_rtol * std::fabs(a) + 1e-30)
+                << "objective of iteration " << i;
+        EXPECT_EQ(p.faiss.stats[i].nsplit, p.flash.stats[i].nsplit)
+                << "iteration " << i;
+        EXPECT_NEAR(p.faiss.stats[i].imbalance_factor,
+                    p.flash.stats[i].imbalance_factor,
+                    1e-2 * p.faiss.stats[i].imbalance_factor)
+                << "iteration " << i;
+    }
+    ASSERT_EQ(p.faiss.centroids.size(), p.flash.centroids.size());
+    double diff = 0, norm = 0;
+    for (size_t i = 0; i < p.faiss.centroids.size(); i++) {
+        const double e = double(p.faiss.centroids[i]) - p.flash.centroids[i];
+        diff += e * e;
+        norm += double(p.faiss.centroids[i]) * p.faiss.centroids[i];
+    }
+    EXPECT_LE(diff, centroid_rtol * norm + 1e-30)
+            << "relative squared centroid difference " << diff / norm;
+    EXPECT_EQ(p.faiss.index_ntotal, p.flash.index_ntotal);
+}
+
+} // namespace testing
+} // namespace faiss_flash

@@ -1,0 +1,176 @@
+// FlashClustering against faiss::Clustering itself, parameter by parameter,
+// on Gaussian mixtures and on real Fashion-MNIST.
+
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <filesystem>
+#include <regex>
+
+#include <faiss_flash/io/idx_format.h>
+
+#include "faiss_compare.h"
+#include "test_utils.h"
+
+using namespace faiss_flash;
+using namespace faiss_flash::testing;
+
+namespace {
+
+faiss::ClusteringParameters params(int niter, int seed) {
+    faiss::ClusteringParameters cp;
+    cp.niter = niter;
+    cp.seed = seed;
+    return cp;
+}
+
+TEST(Equivalence, InitialCentroidsAreFaissForTheSameSeed) {
+    const int d = 24, k = 37;
+    const int64_t n = 3000;
+    for (int seed : {1234, 7, int(fresh_seed() % 100000)}) {
+        SCOPED_TRACE(seed);
+        std::vector<float> x = randn(n * d, fresh_seed());
+        Pair p = run_both(d, k, params(0, seed), n, x.data());
+        ASSERT_EQ(p.faiss.centroids, p.flash.centroids);
+    }
+}
+
+TEST(Equivalence, GaussianMixtureL2) {
+    const int d = 32, k = 100;
+    const int64_t n = 20000;
+    const uint64_t seed = fresh_seed();
+    SCOPED_TRACE(seed);
+    std::vector<float> x = gaussian_mixture(n, d, 60, seed);
+    Pair p = run_both(d, k, params(20, 1234), n, x.data());
+    expect_equivalent(p);
+}
+
+TEST(Equivalence, OddDimensionsAndTinyK) {
+    for (auto [d, k] : {std::pair{1, 5}, {3, 1}, {17, 13}}) {
+        const int64_t n = 1500;
+        const uint64_t seed = fresh_seed();
+        SCOPED_TRACE(::testing::Message() << "d=" << d << " k=" << k
+                                          << " seed=" << seed);
+        std::vector<float> x = gaussian_mixture(n, d, 7, seed);
+        faiss::ClusteringParameters cp = params(10, 99);
+        cp.min_points_per_centroid = 1;
+        expect_equivalent(run_both(d, k, cp, n, x.data()));
+    }
+}
+
+TEST(Equivalence, SubsamplingAboveMaxPointsPerCentroid) {
+    const int d = 16, k = 20;
+    const int64_t n = 30000; // > 20 * 256: FAISS samples 5120 points
+    std::vector<float> x = gaussian_mixture(n, d, 10, fresh_seed());
+    std::vector<float> w(n);
+    for (int64_t i = 0; i < n; i++) {
+        w[i] = 1 + (i % 7);
+    }
+    expect_equivalent(run_both(d, k, params(10, 5), n, x.data()));
+    expect_equivalent(run_both(d, k, params(10, 5), n, x.data(), false, w.data()));
+}
+
+TEST(Equivalence, InnerProductSpherical) {
+    const int d = 40, k = 50;
+    const int64_t n = 10000;
+    std::vector<float> x = gaussian_mixture(n, d, 30, fresh_seed());
+    faiss::ClusteringParameters cp = params(15, 1234);
+    cp.spherical = true;
+    expect_equivalent(run_both(d, k, cp, n, x.data(), true));
+}
+
+TEST(Equivalence, WeightsProvidedAndFrozenCentroids) {
+    const int d = 12, k = 30;
+    const int64_t n = 6000;
+    std::vector<float> x = gaussian_mixture(n, d, 15, fresh_seed());
+    std::vector<float> w = randn(n, fresh_seed());
+    for (float& v : w) {
+        v = std::fabs(v) + 0.1f;
+    }
+    std::vector<float> init(x.begin(), x.begin() + 10 * d); // 10 provided
+    for (bool frozen : {false, true}) {
+        SCOPED_TRACE(frozen);
+        faiss::ClusteringParameters cp = params(12, 42);
+        cp.frozen_centroids = frozen;
+        Pair p = run_both(d, k, cp, n, x.data(), false, w.data(), init);
+        expect_equivalent(p);
+        if (frozen) {
+            EXPECT_EQ(0, std::memcmp(p.flash.centroids.data(), init.data(),
+                                     sizeof(float) * init.size()));
+        }
+    }
+}
+
+TEST(Equivalence, IntCentroidsNredoAndEmptyClusterSplits) {
+    // 40 distinct rows and 64 clusters: duplicated initial centroids leave
+    // clusters empty, which FAISS's rule splits.
+    const int d = 8, k = 64;
+    const int64_t n = 3000;
+    std::mt19937 rng(fresh_seed());
+    std::vector<float> rows(40 * d);
+    for (float& v : rows) {
+        v = float(rng() % 50);
+    }
+    std::vector<float> x(n * d);
+    for (int64_t i = 0; i < n; i++) {
+        const int64_t r = rng() % 40;
+        std::copy(rows.begin() + r * d, rows.begin() + (r + 1) * d,
+                  x.begin() + i * d);
+    }
+    faiss::ClusteringParameters cp = params(10, 3);
+    cp.int_centroids = true;
+    cp.nredo = 3;
+    cp.min_points_per_centroid = 1;
+    Pair p = run_both(d, k, cp, n, x.data());
+    expect_equivalent(p);
+    int total_splits = 0;
+    for (auto& s : p.flash.stats) {
+        total_splits += s.nsplit;
+    }
+    EXPECT_GT(total_splits, 0) << "this case is meant to exercise splits";
+}
+
+TEST(Equivalence, VerboseLinesMatchFaiss) {
+    const int d = 8, k = 10;
+    const int64_t n = 2000;
+    std::vector<float> x = gaussian_mixture(n, d, 5, fresh_seed());
+    faiss::ClusteringParameters cp = params(4, 1);
+    cp.verbose = true;
+    cp.nredo = 2;
+    // Times differ between runs: compare with the numbers after "(" masked.
+    auto run_captured = [&](bool ours) {
+        ::testing::internal::CaptureStdout();
+        if (ours) {
+            FlashClusteringParameters fp;
+            static_cast<faiss::ClusteringParameters&>(fp) = cp;
+            fp.backend = BackendKind::CPU;
+            FlashClustering c(d, k, fp);
+            run_clustering(c, n, x.data(), false);
+        } else {
+            faiss::Clustering c(d, k, cp);
+            run_clustering(c, n, x.data(), false);
+        }
+        std::string out = ::testing::internal::GetCapturedStdout();
+        out = std::regex_replace(out, std::regex("[0-9.]+ s"), "T s");
+        return std::regex_replace(out, std::regex("objective=[0-9.e+]+"), "objective=X");
+    };
+    EXPECT_EQ(run_captured(false), run_captured(true));
+}
+
+TEST(Equivalence, FashionMnist) {
+    const std::string path =
+            std::string(fashion_mnist_dir()) + "/train-images-idx3-ubyte.gz";
+    if (!std::filesystem::exists(path)) {
+        GTEST_SKIP() << "Debian package dataset-fashion-mnist not installed ("
+                     << path << ")";
+    }
+    IdxImages img = read_idx_images(path);
+    ASSERT_EQ(img.n, 60000);
+    ASSERT_EQ(img.d, 784);
+    const int64_t n = 12000; // 12000 x 784, K = 40: seconds, not minutes
+    const int k = 40;
+    Pair p = run_both(img.d, k, params(10, 1234), n, img.data.data());
+    expect_equivalent(p);
+}
+
+} // namespace

@@ -1,0 +1,108 @@
+// Shared helpers of the test suite: fresh random inputs and fp64 references.
+
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <random>
+#include <vector>
+
+#include <faiss_flash/engine/LloydBackend.h>
+
+namespace faiss_flash {
+namespace testing {
+
+/// A fresh seed per call, so every run draws new inputs; printed on failure
+/// through SCOPED_TRACE by the callers.
+inline uint64_t fresh_seed() {
+    static std::random_device rd;
+    return (uint64_t(rd()) << 32) | rd();
+}
+
+inline std::vector<float> randn(size_t count, uint64_t seed) {
+    std::mt19937_64 rng(seed);
+    std::normal_distribution<float> g;
+    std::vector<float> v(count);
+    for (float& f : v) {
+        f = g(rng);
+    }
+    return v;
+}
+
+/// n points around `centers` well separated Gaussian centres, in d dims.
+inline std::vector<float> gaussian_mixture(
+        int64_t n,
+        int64_t d,
+        int centers,
+        uint64_t seed) {
+    std::mt19937_64 rng(seed);
+    std::normal_distribution<float> g;
+    std::vector<float> mu(centers * d);
+    for (float& f : mu) {
+        f = 4 * g(rng);
+    }
+    std::vector<float> x(n * d);
+    for (int64_t i = 0; i < n; i++) {
+        const int64_t c = rng() % centers;
+        for (int64_t j = 0; j < d; j++) {
+            x[i * d + j] = mu[c * d + j] + g(rng);
+        }
+    }
+    return x;
+}
+
+/// fp64 score of point i against centroid c (lower is better for both
+/// metrics: L2 distance, or negated inner product).
+inline double score64(
+        const float* x,
+        const float* c,
+        int64_t d,
+        Metric metric) {
+    double s = 0;
+    for (int64_t j = 0; j < d; j++) {
+        s += metric == Metric::L2 ? (double(x[j]) - c[j]) * (double(x[j]) - c[j])
+                                  : -double(x[j]) * c[j];
+    }
+    return s;
+}
+
+struct Reference {
+    std::vector<int64_t> label;
+    std::vector<double> best;   ///< best score
+    std::vector<double> second; ///< second best score (inf if k == 1)
+};
+
+inline Reference assign64(
+        const float* x,
+        int64_t n,
+        const float* c,
+        int64_t k,
+        int64_t d,
+        Metric metric) {
+    Reference r;
+    r.label.resize(n);
+    r.best.resize(n);
+    r.second.resize(n);
+    for (int64_t i = 0; i < n; i++) {
+        double b = std::numeric_limits<double>::infinity(), s = b;
+        int64_t bl = -1;
+        for (int64_t j = 0; j < k; j++) {
+            double v = score64(x + i * d, c + j * d, d, metric);
+            if (v < b) {
+                s = b;
+                b = v;
+                bl = j;
+            } else if (v < s) {
+                s = v;
+            }
+        }
+        r.label[i] = bl;
+        r.best[i] = b;
+        r.second[i] = s;
+    }
+    return r;
+}
+
+} // namespace testing
+} // namespace faiss_flash
