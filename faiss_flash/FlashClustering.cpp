@@ -14,14 +14,14 @@
 
 #include <faiss_flash/engine/LloydDriver.h>
 #include <faiss_flash/engine/backend_factory.h>
+#include <faiss_flash/engine/input_checks.h>
 
 namespace faiss_flash {
 
 namespace {
 
 void check_shape(int d, int k) {
-    FAISS_THROW_IF_NOT_FMT(d > 0, "dimension d=%d must be > 0", d);
-    FAISS_THROW_IF_NOT_FMT(k > 0, "number of clusters k=%d must be > 0", k);
+    check_problem_size(k, d, k);
 }
 
 /// FAISS's subsample_training_set: the first k * max_points_per_centroid
@@ -85,19 +85,12 @@ void FlashClustering::train(
         faiss::Index& index,
         const float* weights) {
     // Argument checks in FAISS's order and words.
-    FAISS_THROW_IF_NOT_FMT(
-            nx >= idx_t(k),
-            "Number of training points (%" PRId64
-            ") should be at least "
-            "as large as number of clusters (%zd)",
-            nx,
-            k);
+    check_problem_size(nx, d, k);
     FAISS_THROW_IF_NOT_FMT(
             index.d == idx_t(d),
             "Index dimension %d not the same as data dimension %d",
             int(index.d),
             int(d));
-    FAISS_THROW_IF_NOT_MSG(x_in, "input vectors are a null pointer");
 
     if (index.metric_type != faiss::METRIC_L2 &&
         index.metric_type != faiss::METRIC_INNER_PRODUCT) {
@@ -108,10 +101,7 @@ void FlashClustering::train(
     }
 
     double t0 = faiss::getmillisecs();
-    for (size_t i = 0; i < size_t(nx) * d; i++) {
-        FAISS_THROW_IF_NOT_MSG(
-                std::isfinite(x_in[i]), "input contains NaN's or Inf's");
-    }
+    check_finite(x_in, size_t(nx) * d);
 
     const float* x = x_in;
     std::vector<float> x_sub, weights_sub;
