@@ -14,6 +14,7 @@
 #include <faiss/IndexFlat.h>
 
 #include <faiss_flash/FlashClustering.h>
+#include <faiss_flash/engine/backend_factory.h>
 
 namespace faiss_flash {
 namespace testing {
@@ -60,11 +61,12 @@ inline Pair run_both(
         const float* x,
         bool inner_product = false,
         const float* weights = nullptr,
-        const std::vector<float>& init = {}) {
+        const std::vector<float>& init = {},
+        BackendKind backend = BackendKind::CPU) {
     faiss::Clustering ref(d, k, cp);
     FlashClusteringParameters fp;
     static_cast<faiss::ClusteringParameters&>(fp) = cp;
-    fp.backend = BackendKind::CPU;
+    fp.backend = backend;
     FlashClustering ours(d, k, fp);
     Pair p;
     p.faiss = run_clustering(ref, n, x, inner_product, weights, init);
@@ -100,6 +102,32 @@ inline void expect_equivalent(
     EXPECT_LE(diff, centroid_rtol * norm + 1e-30)
             << "relative squared centroid difference " << diff / norm;
     EXPECT_EQ(p.faiss.index_ntotal, p.flash.index_ntotal);
+}
+
+/// Test fixture parameterised by backend; CUDA cases skip visibly where no
+/// GPU is usable.
+class BackendTest : public ::testing::TestWithParam<BackendKind> {
+   protected:
+    void SetUp() override {
+        if (GetParam() == BackendKind::CUDA && !cuda_backend_available()) {
+            GTEST_SKIP() << "no usable GPU (CUDA backend not built or no device)";
+        }
+    }
+    BackendKind backend() const {
+        return GetParam();
+    }
+};
+
+} // namespace testing
+
+inline void PrintTo(BackendKind b, std::ostream* os) {
+    *os << (b == BackendKind::CUDA ? "CUDA" : b == BackendKind::CPU ? "CPU" : "Auto");
+}
+
+namespace testing {
+
+inline std::string backend_name(const ::testing::TestParamInfo<BackendKind>& info) {
+    return info.param == BackendKind::CUDA ? "CUDA" : "CPU";
 }
 
 } // namespace testing

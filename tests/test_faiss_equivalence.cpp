@@ -3,6 +3,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <regex>
@@ -17,6 +18,8 @@ using namespace faiss_flash::testing;
 
 namespace {
 
+using Equivalence = BackendTest;
+
 faiss::ClusteringParameters params(int niter, int seed) {
     faiss::ClusteringParameters cp;
     cp.niter = niter;
@@ -24,28 +27,28 @@ faiss::ClusteringParameters params(int niter, int seed) {
     return cp;
 }
 
-TEST(Equivalence, InitialCentroidsAreFaissForTheSameSeed) {
+TEST_P(Equivalence, InitialCentroidsAreFaissForTheSameSeed) {
     const int d = 24, k = 37;
     const int64_t n = 3000;
     for (int seed : {1234, 7, int(fresh_seed() % 100000)}) {
         SCOPED_TRACE(seed);
         std::vector<float> x = randn(n * d, fresh_seed());
-        Pair p = run_both(d, k, params(0, seed), n, x.data());
+        Pair p = run_both(d, k, params(0, seed), n, x.data(), false, nullptr, {}, backend());
         ASSERT_EQ(p.faiss.centroids, p.flash.centroids);
     }
 }
 
-TEST(Equivalence, GaussianMixtureL2) {
+TEST_P(Equivalence, GaussianMixtureL2) {
     const int d = 32, k = 100;
     const int64_t n = 20000;
     const uint64_t seed = fresh_seed();
     SCOPED_TRACE(seed);
     std::vector<float> x = gaussian_mixture(n, d, 60, seed);
-    Pair p = run_both(d, k, params(20, 1234), n, x.data());
+    Pair p = run_both(d, k, params(20, 1234), n, x.data(), false, nullptr, {}, backend());
     expect_equivalent(p);
 }
 
-TEST(Equivalence, OddDimensionsAndTinyK) {
+TEST_P(Equivalence, OddDimensionsAndTinyK) {
     for (auto [d, k] : {std::pair{1, 5}, {3, 1}, {17, 13}}) {
         const int64_t n = 1500;
         const uint64_t seed = fresh_seed();
@@ -54,11 +57,11 @@ TEST(Equivalence, OddDimensionsAndTinyK) {
         std::vector<float> x = gaussian_mixture(n, d, 7, seed);
         faiss::ClusteringParameters cp = params(10, 99);
         cp.min_points_per_centroid = 1;
-        expect_equivalent(run_both(d, k, cp, n, x.data()));
+        expect_equivalent(run_both(d, k, cp, n, x.data(), false, nullptr, {}, backend()));
     }
 }
 
-TEST(Equivalence, SubsamplingAboveMaxPointsPerCentroid) {
+TEST_P(Equivalence, SubsamplingAboveMaxPointsPerCentroid) {
     const int d = 16, k = 20;
     const int64_t n = 30000; // > 20 * 256: FAISS samples 5120 points
     std::vector<float> x = gaussian_mixture(n, d, 10, fresh_seed());
@@ -66,20 +69,20 @@ TEST(Equivalence, SubsamplingAboveMaxPointsPerCentroid) {
     for (int64_t i = 0; i < n; i++) {
         w[i] = 1 + (i % 7);
     }
-    expect_equivalent(run_both(d, k, params(10, 5), n, x.data()));
-    expect_equivalent(run_both(d, k, params(10, 5), n, x.data(), false, w.data()));
+    expect_equivalent(run_both(d, k, params(10, 5), n, x.data(), false, nullptr, {}, backend()));
+    expect_equivalent(run_both(d, k, params(10, 5), n, x.data(), false, w.data(), {}, backend()));
 }
 
-TEST(Equivalence, InnerProductSpherical) {
+TEST_P(Equivalence, InnerProductSpherical) {
     const int d = 40, k = 50;
     const int64_t n = 10000;
     std::vector<float> x = gaussian_mixture(n, d, 30, fresh_seed());
     faiss::ClusteringParameters cp = params(15, 1234);
     cp.spherical = true;
-    expect_equivalent(run_both(d, k, cp, n, x.data(), true));
+    expect_equivalent(run_both(d, k, cp, n, x.data(), true, nullptr, {}, backend()));
 }
 
-TEST(Equivalence, WeightsProvidedAndFrozenCentroids) {
+TEST_P(Equivalence, WeightsProvidedAndFrozenCentroids) {
     const int d = 12, k = 30;
     const int64_t n = 6000;
     std::vector<float> x = gaussian_mixture(n, d, 15, fresh_seed());
@@ -92,7 +95,7 @@ TEST(Equivalence, WeightsProvidedAndFrozenCentroids) {
         SCOPED_TRACE(frozen);
         faiss::ClusteringParameters cp = params(12, 42);
         cp.frozen_centroids = frozen;
-        Pair p = run_both(d, k, cp, n, x.data(), false, w.data(), init);
+        Pair p = run_both(d, k, cp, n, x.data(), false, w.data(), init, backend());
         expect_equivalent(p);
         if (frozen) {
             EXPECT_EQ(0, std::memcmp(p.flash.centroids.data(), init.data(),
@@ -101,7 +104,7 @@ TEST(Equivalence, WeightsProvidedAndFrozenCentroids) {
     }
 }
 
-TEST(Equivalence, IntCentroidsNredoAndEmptyClusterSplits) {
+TEST_P(Equivalence, IntCentroidsNredoAndEmptyClusterSplits) {
     // 40 distinct rows and 64 clusters: duplicated initial centroids leave
     // clusters empty, which FAISS's rule splits.
     const int d = 8, k = 64;
@@ -121,7 +124,7 @@ TEST(Equivalence, IntCentroidsNredoAndEmptyClusterSplits) {
     cp.int_centroids = true;
     cp.nredo = 3;
     cp.min_points_per_centroid = 1;
-    Pair p = run_both(d, k, cp, n, x.data());
+    Pair p = run_both(d, k, cp, n, x.data(), false, nullptr, {}, backend());
     expect_equivalent(p);
     int total_splits = 0;
     for (auto& s : p.flash.stats) {
@@ -130,7 +133,7 @@ TEST(Equivalence, IntCentroidsNredoAndEmptyClusterSplits) {
     EXPECT_GT(total_splits, 0) << "this case is meant to exercise splits";
 }
 
-TEST(Equivalence, VerboseLinesMatchFaiss) {
+TEST_P(Equivalence, VerboseLinesMatchFaiss) {
     const int d = 8, k = 10;
     const int64_t n = 2000;
     std::vector<float> x = gaussian_mixture(n, d, 5, fresh_seed());
@@ -143,7 +146,7 @@ TEST(Equivalence, VerboseLinesMatchFaiss) {
         if (ours) {
             FlashClusteringParameters fp;
             static_cast<faiss::ClusteringParameters&>(fp) = cp;
-            fp.backend = BackendKind::CPU;
+            fp.backend = backend();
             FlashClustering c(d, k, fp);
             run_clustering(c, n, x.data(), false);
         } else {
@@ -157,20 +160,28 @@ TEST(Equivalence, VerboseLinesMatchFaiss) {
     EXPECT_EQ(run_captured(false), run_captured(true));
 }
 
-TEST(Equivalence, FashionMnist) {
-    const std::string path =
-            std::string(fashion_mnist_dir()) + "/train-images-idx3-ubyte.gz";
+TEST_P(Equivalence, FashionMnist) {
+    // The 10000 test images (D=784); FAISS_FLASH_DATA_DIR overrides Debian's
+    // dataset-fashion-mnist directory (e.g. on a GPU machine without it).
+    const char* env = std::getenv("FAISS_FLASH_DATA_DIR");
+    const std::string path = std::string(env ? env : fashion_mnist_dir()) +
+            "/t10k-images-idx3-ubyte.gz";
     if (!std::filesystem::exists(path)) {
-        GTEST_SKIP() << "Debian package dataset-fashion-mnist not installed ("
-                     << path << ")";
+        GTEST_SKIP() << "Fashion-MNIST not found at " << path
+                     << " (apt-get install dataset-fashion-mnist)";
     }
     IdxImages img = read_idx_images(path);
-    ASSERT_EQ(img.n, 60000);
+    ASSERT_EQ(img.n, 10000);
     ASSERT_EQ(img.d, 784);
-    const int64_t n = 12000; // 12000 x 784, K = 40: seconds, not minutes
-    const int k = 40;
-    Pair p = run_both(img.d, k, params(10, 1234), n, img.data.data());
+    Pair p = run_both(img.d, 40, params(10, 1234), img.n, img.data.data(), false,
+                      nullptr, {}, backend());
     expect_equivalent(p);
 }
+
+INSTANTIATE_TEST_SUITE_P(
+        Backends,
+        Equivalence,
+        ::testing::Values(BackendKind::CPU, BackendKind::CUDA),
+        backend_name);
 
 } // namespace

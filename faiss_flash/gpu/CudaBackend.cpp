@@ -1,0 +1,323 @@
+#include <faiss_flash/gpu/CudaBackend.h>
+
+#include <vector>
+
+#include <kernels/util/operands.cuh>
+
+namespace faiss_flash {
+namespace gpu {
+
+namespace {
+
+/// True when the points can feed the tensor cores as they are.
+bool usable_as_operand(const void* x, PointType t, int64_t ldx, int64_t d, Operand op) {
+    const bool same_type = (t == PointType::F16 && op == Operand::F16) ||
+            (t == PointType::BF16 && op == Operand::BF16) ||
+            (t == PointType::F32 && (op == Operand::TF32 || op == Operand::TF32x3));
+    const int chunk = kernels::operand_chunk(op);
+    return same_type && d % chunk == 0 && ldx % chunk == 0 &&
+            reinterpret_cast<uintptr_t>(x) % 16 == 0;
+}
+
+float elapsed_ms(cudaEvent_t a, cudaEvent_t b) {
+    float ms = 0;
+    FAISS_FLASH_CUDA_CHECK(cudaEventElapsedTime(&ms, a, b));
+    return ms;
+}
+
+} // namespace
+
+Operand choose_operand(PointType points, Precision precision) {
+    switch (precision) {
+        case Precision::FP16:
+            return Operand::F16;
+        case Precision::BF16:
+            return Operand::BF16;
+        case Precision::TF32:
+        case Precision::Exact:
+            // 16-bit inputs multiply exactly on the 16-bit path.
+            if (points == PointType::F16) {
+                return Operand::F16;
+            }
+            if (points == PointType::BF16) {
+                return Operand::BF16;
+            }
+            return precision == Precision::TF32 ? Operand::TF32 : Operand::TF32x3;
+    }
+    return Operand::TF32x3;
+}
+
+CudaBackend::CudaBackend(const FlashParameters& params, cudaStream_t stream)
+        : params_(params), device_(params.device), stream_(stream) {
+    int count = 0;
+    FAISS_FLASH_CUDA_CHECK(cudaGetDeviceCount(&count));
+    FAISS_THROW_IF_NOT_FMT(
+            device_ >= 0 && device_ < count,
+            "faiss_flash: CUDA device %d requested, %d visible",
+            device_,
+            count);
+    DeviceScope scope(device_);
+    if (!stream_) {
+        FAISS_FLASH_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+        owns_stream_ = true;
+    }
+    for (cudaEvent_t& e : events_) {
+        FAISS_FLASH_CUDA_CHECK(cudaEventCreate(&e));
+    }
+}
+
+CudaBackend::~CudaBackend() {
+    DeviceScope scope(device_);
+    for (cudaEvent_t e : events_) {
+        if (e) {
+            cudaEventDestroy(e);
+        }
+    }
+    if (owns_stream_) {
+        cudaStreamSynchronize(stream_);
+        cudaStreamDestroy(stream_);
+    }
+}
+
+void CudaBackend::bind_points(const LloydShape& shape, const float* x, const float* weights) {
+    DeviceScope scope(device_);
+    const size_t rows = size_t(shape.batch) * shape.n;
+    x_upload_.allocate(sizeof(float) * rows * shape.d, "the points");
+    FAISS_FLASH_CUDA_CHECK(cudaMemcpyAsync(
+            x_upload_.as<float>(), x, sizeof(float) * rows * shape.d, cudaMemcpyHostToDevice, stream_));
+    const float* weights_dev = nullptr;
+    if (weights) {
+        weights_upload_.allocate(sizeof(float) * rows, "the point weights");
+        FAISS_FLASH_CUDA_CHECK(cudaMemcpyAsync(
+                weights_upload_.as<float>(), weights, sizeof(float) * rows, cudaMemcpyHostToDevice, stream_));
+        weights_dev = weights_upload_.as<float>();
+    }
+    x_ = x_upload_.as<float>();
+    bind_common(shape, PointType::F32, shape.d, weights_dev);
+}
+
+void CudaBackend::bind_device_points(
+        const LloydShape& shape,
+        const void* x,
+        PointType t,
+        int64_t ldx,
+        const float* weights) {
+    DeviceScope scope(device_);
+    FAISS_THROW_IF_NOT_FMT(ldx >= shape.d, "row stride %ld is smaller than d=%ld", long(ldx), long(shape.d));
+    x_ = x;
+    bind_common(shape, t, ldx, weights);
+}
+
+void CudaBackend::bind_common(const LloydShape& shape, PointType t, int64_t ldx, const float* weights) {
+    shape_ = shape;
+    x_type_ = t;
+    ldx_ = ldx;
+    weights_ = weights;
+    operand_ = choose_operand(t, params_.precision);
+    const int chunk = kernels::operand_chunk(operand_);
+    d_pad_ = (shape.d + chunk - 1) / chunk * chunk;
+    const int64_t rows = shape.batch * shape.n;
+    const int64_t clusters = shape.batch * shape.k;
+    const size_t op_bytes = kernels::operand_bytes(operand_);
+
+    // Operand copy of the points only where the caller's layout cannot feed
+    // the tensor cores directly; the norms always (L2).
+    const bool alias = usable_as_operand(x_, t, ldx, shape.d, operand_);
+    const bool l2 = shape.metric == Metric::L2;
+    x_norms_.allocate(l2 ? sizeof(float) * rows : 0, "the point norms");
+    if (alias) {
+        x_op_copy_.allocate(0, "");
+        x_op_ = x_;
+        ld_op_ = ldx;
+        if (l2) {
+            kernels::convert_rows(x_, ldx, t, rows, shape.d, nullptr, shape.d, operand_,
+                                  x_norms_.as<float>(), stream_);
+        }
+    } else {
+        x_op_copy_.allocate(op_bytes * rows * d_pad_, "the tensor-core copy of the points");
+        kernels::convert_rows(x_, ldx, t, rows, shape.d, x_op_copy_.as<void>(), d_pad_, operand_,
+                              l2 ? x_norms_.as<float>() : nullptr, stream_);
+        x_op_ = x_op_copy_.as<void>();
+        ld_op_ = d_pad_;
+    }
+
+    centroids_.allocate(sizeof(float) * clusters * shape.d, "the centroids");
+    c_op_.allocate(op_bytes * clusters * d_pad_, "the tensor-core copy of the centroids");
+    c_bias_.allocate(sizeof(float) * clusters, "the centroid norms");
+    cluster_weights_.allocate(sizeof(float) * clusters, "the cluster weights");
+    labels_.allocate(sizeof(int32_t) * rows, "the labels");
+    distances_.allocate(sizeof(float) * rows, "the distances");
+    kernels::AssignArgs probe;
+    probe.batch = shape.batch;
+    probe.n = shape.n;
+    obj_partials_.allocate(sizeof(double) * kernels::assign_grid_size(probe), "the objective partials");
+    obj_.allocate(sizeof(double) * shape.batch, "the objectives");
+    stats_.allocate(sizeof(kernels::UpdateStats) * shape.batch, "the update statistics");
+    workspace_.allocate(
+            kernels::update_workspace_bytes(shape.batch, shape.n, shape.k, shape.d),
+            "the sort-inverse update workspace");
+    rows_.allocate(sizeof(int32_t) * shape.k, "the initial centroid rows");
+    coord_scale_.allocate(sizeof(double) * shape.batch, "the fixed-point scales");
+    weight_scale_ = kernels::fixed_point_scales(
+            x_, ldx_, x_type_, weights_, shape.batch, shape.n, shape.d,
+            coord_scale_.as<double>(), workspace_.as<void>(), stream_);
+    FAISS_FLASH_CUDA_CHECK(cudaMemsetAsync(centroids_.as<void>(), 0, centroids_.bytes(), stream_));
+    centroids_dirty_ = true;
+}
+
+void CudaBackend::set_centroids(const float* centroids) {
+    DeviceScope scope(device_);
+    FAISS_FLASH_CUDA_CHECK(cudaMemcpyAsync(
+            centroids_.as<float>(), centroids, centroids_.bytes(), cudaMemcpyHostToDevice, stream_));
+    FAISS_FLASH_CUDA_CHECK(cudaStreamSynchronize(stream_));
+    centroids_dirty_ = true;
+}
+
+void CudaBackend::init_centroids_from_points(const int* rows, int64_t first) {
+    DeviceScope scope(device_);
+    FAISS_FLASH_CUDA_CHECK(cudaMemcpyAsync(
+            rows_.as<int32_t>(), rows, sizeof(int32_t) * shape_.k, cudaMemcpyHostToDevice, stream_));
+    kernels::gather_centroids(x_, ldx_, x_type_, shape_.batch, shape_.n, shape_.d, shape_.k,
+                              rows_.as<int32_t>(), first, centroids_.as<float>(), stream_);
+    FAISS_FLASH_CUDA_CHECK(cudaStreamSynchronize(stream_));
+    centroids_dirty_ = true;
+}
+
+void CudaBackend::get_centroids(float* centroids) {
+    DeviceScope scope(device_);
+    FAISS_FLASH_CUDA_CHECK(cudaMemcpyAsync(
+            centroids, centroids_.as<float>(), centroids_.bytes(), cudaMemcpyDeviceToHost, stream_));
+    FAISS_FLASH_CUDA_CHECK(cudaStreamSynchronize(stream_));
+}
+
+void CudaBackend::get_cluster_weights(float* hassign) {
+    DeviceScope scope(device_);
+    FAISS_FLASH_CUDA_CHECK(cudaMemcpyAsync(
+            hassign, cluster_weights_.as<float>(), cluster_weights_.bytes(), cudaMemcpyDeviceToHost, stream_));
+    FAISS_FLASH_CUDA_CHECK(cudaStreamSynchronize(stream_));
+}
+
+void CudaBackend::post_process(bool spherical, bool round_to_int) {
+    DeviceScope scope(device_);
+    kernels::post_process_rows(centroids_.as<float>(), shape_.batch * shape_.k, shape_.d, spherical,
+                               round_to_int, stream_);
+    centroids_dirty_ |= spherical || round_to_int;
+}
+
+void CudaBackend::prepare_centroids() {
+    if (!centroids_dirty_) {
+        return;
+    }
+    const bool l2 = shape_.metric == Metric::L2;
+    kernels::convert_rows(centroids_.as<float>(), shape_.d, PointType::F32, shape_.batch * shape_.k,
+                          shape_.d, c_op_.as<void>(), d_pad_, operand_,
+                          l2 ? c_bias_.as<float>() : nullptr, stream_);
+    if (!l2) {
+        kernels::zero_floats(c_bias_.as<float>(), shape_.batch * shape_.k, stream_);
+    }
+    centroids_dirty_ = false;
+}
+
+kernels::AssignArgs CudaBackend::assign_args(bool with_distances) const {
+    kernels::AssignArgs a;
+    a.x = x_op_;
+    a.ldx = ld_op_;
+    a.c = c_op_.as<void>();
+    a.ldc = d_pad_;
+    a.c_bias = c_bias_.as<float>();
+    a.x_norms = shape_.metric == Metric::L2 ? x_norms_.as<float>() : nullptr;
+    a.batch = shape_.batch;
+    a.n = shape_.n;
+    a.k = shape_.k;
+    a.d_pad = int(d_pad_);
+    a.inner_product = shape_.metric == Metric::InnerProduct;
+    a.labels = labels_.as<int32_t>();
+    a.distances = with_distances ? distances_.as<float>() : nullptr;
+    a.obj_partials = obj_partials_.as<double>();
+    return a;
+}
+
+void CudaBackend::launch_assign(bool with_distances) {
+    prepare_centroids();
+    const kernels::AssignArgs a = assign_args(with_distances);
+    kernels::flash_assign(a, operand_, stream_);
+    kernels::reduce_objective(a.obj_partials, a.batch, kernels::assign_grid_size(a) / a.batch,
+                              obj_.as<double>(), stream_);
+}
+
+void CudaBackend::assign_update(int64_t k_frozen, StepResult* results, StepTiming* timing) {
+    DeviceScope scope(device_);
+    FAISS_FLASH_CUDA_CHECK(cudaEventRecord(events_[0], stream_));
+    launch_assign(false);
+    FAISS_FLASH_CUDA_CHECK(cudaEventRecord(events_[1], stream_));
+
+    kernels::UpdateArgs u;
+    u.x = x_;
+    u.ldx = ldx_;
+    u.x_type = x_type_;
+    u.weights = weights_;
+    u.labels = labels_.as<int32_t>();
+    u.batch = shape_.batch;
+    u.n = shape_.n;
+    u.k = shape_.k;
+    u.d = shape_.d;
+    u.k_frozen = k_frozen;
+    u.coord_scale = coord_scale_.as<double>();
+    u.weight_scale = weight_scale_;
+    u.centroids = centroids_.as<float>();
+    u.cluster_weights = cluster_weights_.as<float>();
+    u.stats = stats_.as<kernels::UpdateStats>();
+    kernels::update_centroids(u, workspace_.as<void>(), stream_);
+    FAISS_FLASH_CUDA_CHECK(cudaEventRecord(events_[2], stream_));
+    centroids_dirty_ = true;
+
+    // The one read-back of the step: B objectives and B stat records.
+    std::vector<double> obj(shape_.batch);
+    std::vector<kernels::UpdateStats> stats(shape_.batch);
+    FAISS_FLASH_CUDA_CHECK(cudaMemcpyAsync(obj.data(), obj_.as<double>(), obj_.bytes(), cudaMemcpyDeviceToHost, stream_));
+    FAISS_FLASH_CUDA_CHECK(cudaMemcpyAsync(
+            stats.data(), stats_.as<void>(), stats_.bytes(), cudaMemcpyDeviceToHost, stream_));
+    FAISS_FLASH_CUDA_CHECK(cudaStreamSynchronize(stream_));
+    for (int64_t b = 0; b < shape_.batch; b++) {
+        results[b].obj = obj[b];
+        results[b].imbalance_factor = stats[b].imbalance_factor;
+        results[b].n_empty = stats[b].n_empty;
+        results[b].centroid_shift = stats[b].centroid_shift;
+    }
+    if (timing) {
+        timing->assign_s += elapsed_ms(events_[0], events_[1]) / 1000;
+        timing->update_s += elapsed_ms(events_[1], events_[2]) / 1000;
+    }
+}
+
+const int32_t* CudaBackend::assign_on_device(const float** distances) {
+    DeviceScope scope(device_);
+    launch_assign(true);
+    if (distances) {
+        *distances = distances_.as<float>();
+    }
+    return labels_.as<int32_t>();
+}
+
+void CudaBackend::assign(int64_t* labels, float* distances) {
+    DeviceScope scope(device_);
+    const float* dist_dev = nullptr;
+    const int32_t* labels_dev = assign_on_device(&dist_dev);
+    const size_t rows = size_t(shape_.batch) * shape_.n;
+    std::vector<int32_t> l32(labels ? rows : 0);
+    if (labels) {
+        FAISS_FLASH_CUDA_CHECK(cudaMemcpyAsync(
+                l32.data(), labels_dev, sizeof(int32_t) * rows, cudaMemcpyDeviceToHost, stream_));
+    }
+    if (distances) {
+        FAISS_FLASH_CUDA_CHECK(cudaMemcpyAsync(
+                distances, dist_dev, sizeof(float) * rows, cudaMemcpyDeviceToHost, stream_));
+    }
+    FAISS_FLASH_CUDA_CHECK(cudaStreamSynchronize(stream_));
+    for (size_t i = 0; i < l32.size(); i++) {
+        labels[i] = l32[i];
+    }
+}
+
+} // namespace gpu
+} // namespace faiss_flash

@@ -1,0 +1,114 @@
+// The CUDA backend: FlashAssign (kernels/assign) + sort-inverse update
+// (kernels/update) behind the LloydBackend interface, on one explicit
+// stream. Points and centroids stay on the GPU between steps; a step reads
+// back only B objectives and B small stat records.
+
+#pragma once
+
+#include <cstdint>
+
+#include <cuda_runtime_api.h>
+
+#include <faiss_flash/FlashParameters.h>
+#include <faiss_flash/engine/LloydBackend.h>
+#include <faiss_flash/gpu/cuda_check.h>
+
+#include <kernels/assign/flash_assign.cuh>
+#include <kernels/update/sort_inverse_update.cuh>
+
+namespace faiss_flash {
+namespace gpu {
+
+using kernels::Operand;
+using kernels::PointType;
+
+/// The operand arithmetic the backend uses for a point type and precision.
+Operand choose_operand(PointType points, Precision precision);
+
+class CudaBackend : public LloydBackend {
+   public:
+    /// stream = nullptr: the backend creates (and destroys) its own.
+    explicit CudaBackend(const FlashParameters& params, cudaStream_t stream = nullptr);
+    ~CudaBackend() override;
+
+    const char* name() const override {
+        return "cuda";
+    }
+
+    /// Host points (fp32): uploaded once.
+    void bind_points(const LloydShape& shape, const float* x, const float* weights) override;
+
+    /** Points already on this GPU: B·N rows of ldx elements of type t (ldx
+     * >= d), optional device weights. Not copied when their layout suits
+     * the tensor cores (16-byte aligned rows, d a multiple of 16 bytes);
+     * must outlive the backend's use.
+     */
+    void bind_device_points(
+            const LloydShape& shape,
+            const void* x,
+            PointType t,
+            int64_t ldx,
+            const float* weights);
+
+    void set_centroids(const float* centroids) override;
+    void init_centroids_from_points(const int* rows, int64_t first) override;
+    void get_centroids(float* centroids) override;
+    void assign_update(int64_t k_frozen, StepResult* results, StepTiming* timing) override;
+    void get_cluster_weights(float* hassign) override;
+    void post_process(bool spherical, bool round_to_int) override;
+    void assign(int64_t* labels, float* distances) override;
+
+    /// Device views for the device-pointer API (B·K·d fp32, B·N int32/fp32).
+    float* device_centroids() const {
+        return centroids_.as<float>();
+    }
+    /// Runs the assignment to the current centroids, leaving labels and
+    /// distances on the device; returns their device arrays.
+    const int32_t* assign_on_device(const float** distances);
+
+    cudaStream_t stream() const {
+        return stream_;
+    }
+    Operand operand() const {
+        return operand_;
+    }
+
+   private:
+    void bind_common(const LloydShape& shape, PointType t, int64_t ldx, const float* weights);
+    /// Rebuilds the centroid operands and bias when the centroids changed.
+    void prepare_centroids();
+    /// FlashAssign into labels_ / distances_ / obj_; returns nothing, async.
+    void launch_assign(bool with_distances);
+    kernels::AssignArgs assign_args(bool with_distances) const;
+
+    FlashParameters params_;
+    int device_ = 0;
+    cudaStream_t stream_ = nullptr;
+    bool owns_stream_ = false;
+    cudaEvent_t events_[3] = {nullptr, nullptr, nullptr};
+
+    LloydShape shape_;
+    Operand operand_ = Operand::TF32x3;
+    int64_t d_pad_ = 0; ///< d rounded up to the operand's 16-byte chunk
+
+    // Points: the caller's (or uploaded) values, and the operand copy.
+    const void* x_ = nullptr;
+    int64_t ldx_ = 0;
+    PointType x_type_ = PointType::F32;
+    const float* weights_ = nullptr;
+    const void* x_op_ = nullptr;
+    int64_t ld_op_ = 0;
+    DeviceBuffer x_upload_, weights_upload_, x_op_copy_, x_norms_;
+    double weight_scale_ = 1;
+    DeviceBuffer coord_scale_;
+
+    // Centroids: fp32 master copy, operand copy, per-centroid bias.
+    DeviceBuffer centroids_, c_op_, c_bias_, cluster_weights_;
+    bool centroids_dirty_ = true;
+
+    // Step outputs and scratch.
+    DeviceBuffer labels_, distances_, obj_partials_, obj_, stats_, workspace_, rows_;
+};
+
+} // namespace gpu
+} // namespace faiss_flash

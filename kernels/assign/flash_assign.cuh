@@ -1,0 +1,74 @@
+// FlashAssign: fused nearest-centroid search on tensor cores. Point tiles
+// and centroid tiles stream through shared memory, products accumulate in
+// registers, and each CTA keeps an online argmin: the N×K distance matrix
+// never exists. Host-facing declarations only (no CUDA types), so host code
+// can call the launch helper.
+
+#pragma once
+
+#include <cstdint>
+
+#include <cuda_runtime_api.h>
+
+namespace faiss_flash {
+namespace kernels {
+
+/// Operand arithmetic of the assignment products (see warp/mma_sm80.cuh).
+enum class Operand {
+    F16,    ///< fp16 operands, exact products, fp32 accumulation
+    BF16,   ///< bf16 operands, exact products, fp32 accumulation
+    TF32,   ///< fp32 operands rounded to tf32
+    TF32x3, ///< fp32 operands, 3xTF32 split: fp32-accurate products
+};
+
+/// Bytes per element of an operand type in memory.
+inline int operand_bytes(Operand op) {
+    return op == Operand::F16 || op == Operand::BF16 ? 2 : 4;
+}
+
+/// Elements per 16-byte chunk: rows are copied in such chunks, so d is
+/// padded to a multiple of it (with zeros) in every operand buffer.
+inline int operand_chunk(Operand op) {
+    return 16 / operand_bytes(op);
+}
+
+struct AssignArgs {
+    const void* x = nullptr; ///< B·N rows of ldx elements (row b·N + i)
+    int64_t ldx = 0;
+    const void* c = nullptr; ///< B·K rows of ldc elements (row b·K + j)
+    int64_t ldc = 0;
+    /// B·K per-centroid score bias: L2 ||c||², IP 0.
+    const float* c_bias = nullptr;
+    /// B·N squared norms of the points (L2 only; nullptr for IP).
+    const float* x_norms = nullptr;
+    int64_t batch = 1;
+    int64_t n = 0;
+    int64_t k = 0;
+    /// d rounded up to operand_chunk(); columns [d, d_pad) are zeros.
+    int d_pad = 0;
+    bool inner_product = false;
+
+    int32_t* labels = nullptr; ///< B·N out
+    float* distances = nullptr; ///< B·N out (L2: squared distance; IP: <x,c>); may be null
+    /// One double per CTA (assign_grid_size()): the CTA's objective share,
+    /// reduced per problem in a fixed order by reduce_objective.
+    double* obj_partials = nullptr;
+};
+
+/// CTAs of one launch: batch × ceil(n / tile rows).
+int64_t assign_grid_size(const AssignArgs& args);
+
+/// Launches FlashAssign on `stream`; throws faiss::FaissException on a
+/// launch error.
+void flash_assign(const AssignArgs& args, Operand op, cudaStream_t stream);
+
+/// obj[b] = sum of the CTA partials of problem b, in CTA order.
+void reduce_objective(
+        const double* obj_partials,
+        int64_t batch,
+        int64_t ctas_per_problem,
+        double* obj,
+        cudaStream_t stream);
+
+} // namespace kernels
+} // namespace faiss_flash

@@ -1,0 +1,62 @@
+// Operand preparation for FlashAssign: the tensor-core operand copies of
+// points and centroids (converted, rows padded to 16 bytes with zeros) and
+// the per-row terms of the score (point norms, centroid bias). Also the
+// small per-centroid operations of the Lloyd driver (post-processing,
+// initial centroids). Host-facing declarations.
+
+#pragma once
+
+#include <cstdint>
+
+#include <cuda_runtime_api.h>
+
+#include "../assign/flash_assign.cuh"
+#include "../update/sort_inverse_update.cuh"
+
+namespace faiss_flash {
+namespace kernels {
+
+/** dst (rows × ld_dst, operand type op) <- src (rows × ld_src, type t),
+ * columns [d, ld_dst) zeroed; norms[r] = sum of squares of the converted row
+ * (if norms != nullptr). For op == TF32/TF32x3 the values stay fp32.
+ * dst == nullptr: norms only, of the values as they are (for points whose
+ * storage is already the operand type).
+ */
+void convert_rows(
+        const void* src,
+        int64_t ld_src,
+        PointType t,
+        int64_t rows,
+        int64_t d,
+        void* dst,
+        int64_t ld_dst,
+        Operand op,
+        float* norms,
+        cudaStream_t stream);
+
+/// True when every value of the rows × d matrix is finite (synchronizes).
+bool all_finite(const void* x, int64_t ld, PointType t, int64_t rows, int64_t d, cudaStream_t stream);
+
+/// Fills bias with zeros (inner product: no per-centroid term).
+void zero_floats(float* v, int64_t count, cudaStream_t stream);
+
+/// FAISS's post_process_centroids on rows × d fp32 centroids.
+void post_process_rows(float* centroids, int64_t rows, int64_t d, bool spherical, bool round_to_int, cudaStream_t stream);
+
+/// For every problem b: centroid i <- point point_rows[i] of problem b, for
+/// first <= i < k (point_rows: device, k entries).
+void gather_centroids(
+        const void* x,
+        int64_t ldx,
+        PointType t,
+        int64_t batch,
+        int64_t n,
+        int64_t d,
+        int64_t k,
+        const int32_t* point_rows,
+        int64_t first,
+        float* centroids,
+        cudaStream_t stream);
+
+} // namespace kernels
+} // namespace faiss_flash

@@ -1,0 +1,351 @@
+// The CUDA backend against fp64 references: every operand arithmetic, odd
+// shapes, poisoned outputs, determinism, batches beyond the 65535 grid
+// limit, the device-pointer API, out-of-memory. Skips visibly without a GPU.
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <tuple>
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime_api.h>
+
+#include <faiss/impl/FaissException.h>
+
+#include <faiss_flash/BatchKMeans.h>
+#include <faiss_flash/engine/backend_factory.h>
+#include <faiss_flash/gpu/CudaBackend.h>
+#include <faiss_flash/gpu/DeviceKMeans.h>
+
+#include "test_utils.h"
+
+using namespace faiss_flash;
+using namespace faiss_flash::testing;
+using faiss_flash::gpu::CudaBackend;
+using faiss_flash::gpu::DeviceBuffer;
+using faiss_flash::kernels::PointType;
+
+namespace {
+
+class Gpu : public ::testing::Test {
+   protected:
+    void SetUp() override {
+        if (!cuda_backend_available()) {
+            GTEST_SKIP() << "no usable GPU (CUDA backend not built or no device)";
+        }
+    }
+};
+
+/// Host data rounded to the storage type, as the GPU will see it.
+struct TypedPoints {
+    std::vector<float> values; ///< the rounded values, fp32
+    std::vector<uint16_t> bits; ///< 16-bit storage (F16 / BF16)
+};
+
+TypedPoints make_points(const std::vector<float>& x, PointType t) {
+    TypedPoints p;
+    p.values = x;
+    if (t == PointType::F32) {
+        return p;
+    }
+    p.bits.resize(x.size());
+    for (size_t i = 0; i < x.size(); i++) {
+        if (t == PointType::F16) {
+            const __half h = __float2half_rn(x[i]);
+            std::memcpy(&p.bits[i], &h, 2);
+            p.values[i] = __half2float(h);
+        } else {
+            const __nv_bfloat16 h = __float2bfloat16_rn(x[i]);
+            std::memcpy(&p.bits[i], &h, 2);
+            p.values[i] = __bfloat162float(h);
+        }
+    }
+    return p;
+}
+
+DeviceBuffer upload(const void* host, size_t bytes) {
+    DeviceBuffer b;
+    b.allocate(bytes, "test data");
+    EXPECT_EQ(cudaMemcpy(b.as<void>(), host, bytes, cudaMemcpyHostToDevice), cudaSuccess);
+    return b;
+}
+
+DeviceBuffer upload_points(const TypedPoints& p, PointType t) {
+    return t == PointType::F32 ? upload(p.values.data(), 4 * p.values.size())
+                               : upload(p.bits.data(), 2 * p.bits.size());
+}
+
+/// Relative error of one product for an operand arithmetic: 16-bit values
+/// multiply exactly; 3xTF32 leaves ~2^-21; plain tf32 rounds both operands
+/// to 11 significant bits.
+double product_error(Precision precision, PointType t) {
+    if (t != PointType::F32) {
+        return 0;
+    }
+    return precision == Precision::TF32 ? 1e-3 : 1e-6;
+}
+
+struct AssignCase {
+    PointType type;
+    Precision precision;
+    const char* name;
+};
+
+const AssignCase kAssignCases[] = {
+        {PointType::F32, Precision::Exact, "fp32_3xtf32"},
+        {PointType::F32, Precision::TF32, "fp32_tf32"},
+        {PointType::F16, Precision::Exact, "fp16"},
+        {PointType::BF16, Precision::Exact, "bf16"},
+};
+
+const std::vector<std::tuple<int64_t, int64_t, int64_t>> kShapes = {
+        {1000, 1, 17}, {333, 7, 1}, {517, 13, 3}, {1000, 37, 17},
+        {257, 100, 1000}, {4099, 301, 128}, {3, 3, 5}, {700, 129, 64},
+};
+
+TEST_F(Gpu, AssignMatchesFp64EveryOperandAndShape) {
+    for (const AssignCase& ac : kAssignCases) {
+        for (Metric metric : {Metric::L2, Metric::InnerProduct}) {
+            for (auto [n, k, d] : kShapes) {
+                const uint64_t seed = fresh_seed();
+                SCOPED_TRACE(::testing::Message()
+                             << ac.name << (metric == Metric::L2 ? " L2" : " IP") << " n=" << n
+                             << " k=" << k << " d=" << d << " seed=" << seed);
+                const int64_t B = 2;
+                TypedPoints x = make_points(randn(B * n * d, seed), ac.type);
+                // Centroids are fp32 masters; 16-bit operands see them rounded.
+                TypedPoints c = make_points(randn(B * k * d, seed + 1), ac.type);
+                DeviceBuffer xd = upload_points(x, ac.type);
+
+                FlashParameters fp;
+                fp.precision = ac.precision;
+                CudaBackend backend(fp);
+                backend.bind_device_points({B, n, d, k, metric}, xd.as<void>(), ac.type, d, nullptr);
+                backend.set_centroids(c.values.data());
+                std::vector<int64_t> labels(B * n, -7);
+                std::vector<float> dis(B * n, std::nanf(""));
+                backend.assign(labels.data(), dis.data());
+
+                const double u_prod = product_error(ac.precision, ac.type);
+                int64_t n_ties = 0;
+                for (int64_t b = 0; b < B; b++) {
+                    const float* xb = x.values.data() + b * n * d;
+                    const float* cb = c.values.data() + b * k * d;
+                    Reference ref = assign64(xb, n, cb, k, d, metric);
+                    for (int64_t i = 0; i < n; i++) {
+                        const int64_t l = labels[b * n + i];
+                        ASSERT_GE(l, 0) << "label " << i << " not written";
+                        ASSERT_LT(l, k);
+                        ASSERT_FALSE(std::isnan(dis[b * n + i])) << "distance " << i << " not written";
+                        double xx = 0, cc = 0;
+                        for (int64_t j = 0; j < d; j++) {
+                            xx += double(xb[i * d + j]) * xb[i * d + j];
+                            cc += double(cb[l * d + j]) * cb[l * d + j];
+                        }
+                        const double scale = metric == Metric::L2 ? xx + cc : std::sqrt(xx * cc);
+                        // Products, then an fp32 sum of d terms and the norms.
+                        const double tol = (2 * u_prod + 2 * (d + 4) * 1.2e-7) * scale + 1e-6;
+                        const double got = score64(xb + i * d, cb + l * d, d, metric);
+                        if (l != ref.label[i]) {
+                            ASSERT_LE(got - ref.best[i], 2 * tol) << "point " << i << " not a near-tie";
+                            n_ties++;
+                        }
+                        const double reported = metric == Metric::L2 ? dis[b * n + i] : -dis[b * n + i];
+                        ASSERT_NEAR(reported, got, 2 * tol) << "point " << i;
+                    }
+                }
+                EXPECT_LE(n_ties, (ac.precision == Precision::Exact ? 0.01 : 0.2) * B * n + 1);
+            }
+        }
+    }
+}
+
+TEST_F(Gpu, StepMatchesFp64UpdateAndStats) {
+    const int64_t B = 3, n = 5000, k = 77, d = 45;
+    const uint64_t seed = fresh_seed();
+    SCOPED_TRACE(seed);
+    std::vector<float> x = gaussian_mixture(B * n, d, 30, seed);
+    std::vector<float> w(B * n);
+    for (size_t i = 0; i < w.size(); i++) {
+        w[i] = 0.25f + (i % 13) / 4.0f;
+    }
+    std::vector<float> c = randn(B * k * d, seed + 1);
+    for (float& v : c) {
+        v *= 4;
+    }
+    for (bool weighted : {false, true}) {
+        SCOPED_TRACE(weighted);
+        CudaBackend backend(FlashParameters{});
+        backend.bind_points({B, n, d, k, Metric::L2}, x.data(), weighted ? w.data() : nullptr);
+        backend.set_centroids(c.data());
+        std::vector<int64_t> labels(B * n);
+        backend.assign(labels.data(), nullptr);
+        const int64_t k_frozen = 5;
+        std::vector<StepResult> res(B);
+        backend.assign_update(k_frozen, res.data(), nullptr);
+        std::vector<float> updated(B * k * d), hassign(B * k);
+        backend.get_centroids(updated.data());
+        backend.get_cluster_weights(hassign.data());
+
+        for (int64_t b = 0; b < B; b++) {
+            std::vector<double> sum(k * d, 0), wsum(k, 0), cnt(k, 0);
+            double obj = 0;
+            for (int64_t i = 0; i < n; i++) {
+                const int64_t l = labels[b * n + i];
+                const float* xi = x.data() + (b * n + i) * d;
+                const double wi = weighted ? w[b * n + i] : 1.0;
+                obj += score64(xi, c.data() + (b * k + l) * d, d, Metric::L2);
+                wsum[l] += wi;
+                cnt[l] += 1;
+                for (int64_t j = 0; j < d; j++) {
+                    sum[l * d + j] += wi * xi[j];
+                }
+            }
+            EXPECT_NEAR(res[b].obj, obj, 1e-5 * obj);
+            double sq = 0;
+            int64_t empty = 0;
+            for (int64_t ci = 0; ci < k; ci++) {
+                sq += cnt[ci] * cnt[ci];
+                empty += ci >= k_frozen && wsum[ci] == 0;
+                ASSERT_NEAR(hassign[b * k + ci], wsum[ci], 1e-5 * (1 + wsum[ci]));
+                for (int64_t j = 0; j < d; j++) {
+                    const double expect = ci < k_frozen ? c[(b * k + ci) * d + j]
+                            : wsum[ci] == 0             ? 0.0
+                                                        : sum[ci * d + j] / wsum[ci];
+                    ASSERT_NEAR(updated[(b * k + ci) * d + j], expect, 2e-5 * (1 + std::fabs(expect)))
+                            << "problem " << b << " centroid " << ci << " dim " << j;
+                }
+            }
+            EXPECT_NEAR(res[b].imbalance_factor, sq * k / (double(n) * n), 1e-9);
+            EXPECT_EQ(res[b].n_empty, empty);
+        }
+    }
+}
+
+TEST_F(Gpu, TwoRunsAreBitIdentical) {
+    const int64_t B = 2, n = 20000, d = 32, k = 300;
+    std::vector<float> x = gaussian_mixture(B * n, d, 100, fresh_seed());
+    FlashClusteringParameters p;
+    p.niter = 6;
+    p.backend = BackendKind::CUDA;
+    BatchKMeansResult a = batch_kmeans(x.data(), B, n, d, k, p);
+    BatchKMeansResult b = batch_kmeans(x.data(), B, n, d, k, p);
+    EXPECT_EQ(0, std::memcmp(a.centroids.data(), b.centroids.data(), 4 * a.centroids.size()));
+    EXPECT_EQ(a.labels, b.labels);
+    EXPECT_EQ(a.obj, b.obj);
+}
+
+TEST_F(Gpu, MatchesCpuBackendObjective) {
+    const int64_t B = 3, n = 6000, d = 24, k = 50;
+    std::vector<float> x = gaussian_mixture(B * n, d, 40, fresh_seed());
+    FlashClusteringParameters p;
+    p.niter = 10;
+    p.backend = BackendKind::CPU;
+    BatchKMeansResult cpu = batch_kmeans(x.data(), B, n, d, k, p);
+    p.backend = BackendKind::CUDA;
+    BatchKMeansResult gpu = batch_kmeans(x.data(), B, n, d, k, p);
+    for (int64_t b = 0; b < B; b++) {
+        for (size_t it = 0; it < cpu.iteration_stats[b].size(); it++) {
+            EXPECT_NEAR(gpu.iteration_stats[b][it].obj, cpu.iteration_stats[b][it].obj,
+                        1e-4 * cpu.iteration_stats[b][it].obj)
+                    << "problem " << b << " iteration " << it;
+        }
+    }
+}
+
+TEST_F(Gpu, BatchBeyondGridLimit) {
+    // 70000 tiny problems: more CTAs than a 65535 grid dimension holds.
+    const int64_t B = 70000, n = 6, d = 3, k = 2;
+    std::vector<float> x = randn(B * n * d, fresh_seed());
+    FlashClusteringParameters p;
+    p.niter = 3;
+    p.min_points_per_centroid = 1;
+    p.backend = BackendKind::CPU;
+    BatchKMeansResult cpu = batch_kmeans(x.data(), B, n, d, k, p);
+    p.backend = BackendKind::CUDA;
+    BatchKMeansResult gpu = batch_kmeans(x.data(), B, n, d, k, p);
+    int64_t mismatched = 0;
+    for (int64_t b = 0; b < B; b++) {
+        mismatched += std::fabs(gpu.obj[b] - cpu.obj[b]) > 1e-4 * (1 + cpu.obj[b]);
+    }
+    EXPECT_LE(mismatched, B / 1000) << "problems whose objective differs";
+    EXPECT_NEAR(gpu.obj[B - 1], cpu.obj[B - 1], 1e-4 * (1 + cpu.obj[B - 1]));
+}
+
+TEST_F(Gpu, DevicePointerApiHalfInputStaysOnDevice) {
+    const int64_t B = 4, n = 3000, d = 64, k = 40;
+    TypedPoints x = make_points(gaussian_mixture(B * n, d, 20, fresh_seed()), PointType::F16);
+    DeviceBuffer xd = upload_points(x, PointType::F16);
+    DeviceBuffer cd, ld;
+    cd.allocate(4 * B * k * d, "centroids");
+    ld.allocate(4 * B * n, "labels");
+    FlashClusteringParameters p;
+    p.niter = 8;
+    cudaStream_t stream;
+    ASSERT_EQ(cudaStreamCreate(&stream), cudaSuccess);
+    gpu::DeviceKMeansResult r = gpu::device_batch_kmeans(
+            xd.as<void>(), PointType::F16, B, n, d, d, k, p, stream, cd.as<float>(), false,
+            ld.as<int32_t>(), nullptr);
+    cudaStreamDestroy(stream);
+    // The same problem on the CPU, on the fp16-rounded values.
+    p.backend = BackendKind::CPU;
+    BatchKMeansResult cpu = batch_kmeans(x.values.data(), B, n, d, k, p);
+    for (int64_t b = 0; b < B; b++) {
+        EXPECT_NEAR(r.obj[b], cpu.obj[b], 1e-4 * cpu.obj[b]) << b;
+    }
+    std::vector<int32_t> labels(B * n);
+    ASSERT_EQ(cudaMemcpy(labels.data(), ld.as<void>(), 4 * B * n, cudaMemcpyDeviceToHost), cudaSuccess);
+    int64_t same = 0;
+    for (int64_t i = 0; i < B * n; i++) {
+        same += labels[i] == cpu.labels[i];
+    }
+    EXPECT_GE(same, 0.99 * B * n);
+}
+
+TEST_F(Gpu, OutOfMemoryNamesTheSizeAndLeaksNothing) {
+    size_t free_before = 0, total = 0;
+    ASSERT_EQ(cudaMemGetInfo(&free_before, &total), cudaSuccess);
+    DeviceBuffer tiny;
+    tiny.allocate(4096, "test");
+    const size_t too_much = total * 4;
+    std::string msg;
+    try {
+        DeviceBuffer huge;
+        huge.allocate(too_much, "the points");
+    } catch (const faiss::FaissException& e) {
+        msg = e.msg;
+    }
+    EXPECT_NE(msg.find(std::to_string(too_much)), std::string::npos) << msg;
+    EXPECT_NE(msg.find("the points"), std::string::npos) << msg;
+    // The device is still usable and nothing stayed allocated.
+    const int64_t n = 1000, d = 8, k = 4;
+    std::vector<float> x = randn(n * d, fresh_seed());
+    FlashClusteringParameters p;
+    p.backend = BackendKind::CUDA;
+    p.niter = 2;
+    EXPECT_NO_THROW(batch_kmeans(x.data(), 1, n, d, k, p));
+    size_t free_after = 0;
+    ASSERT_EQ(cudaMemGetInfo(&free_after, &total), cudaSuccess);
+    EXPECT_GE(free_after + (size_t(4) << 20), free_before - 4096);
+}
+
+TEST_F(Gpu, NonFiniteDeviceInputIsRejected) {
+    const int64_t n = 100, d = 4, k = 3;
+    std::vector<float> x = randn(n * d, fresh_seed());
+    x[n * d - 1] = INFINITY;
+    DeviceBuffer xd = upload(x.data(), 4 * x.size());
+    DeviceBuffer cd;
+    cd.allocate(4 * k * d, "centroids");
+    std::string msg;
+    try {
+        gpu::device_batch_kmeans(xd.as<void>(), PointType::F32, 1, n, d, d, k, FlashClusteringParameters{},
+                                 nullptr, cd.as<float>(), false, nullptr, nullptr);
+    } catch (const faiss::FaissException& e) {
+        msg = e.msg;
+    }
+    EXPECT_NE(msg.find("NaN's or Inf's"), std::string::npos) << msg;
+}
+
+} // namespace
