@@ -157,10 +157,6 @@ void CudaBackend::bind_common(const LloydShape& shape, PointType t, int64_t ldx,
             kernels::update_workspace_bytes(shape.batch, shape.n, shape.k, shape.d),
             "the sort-inverse update workspace");
     rows_.allocate(sizeof(int32_t) * shape.k, "the initial centroid rows");
-    coord_scale_.allocate(sizeof(double) * shape.batch, "the fixed-point scales");
-    weight_scale_ = kernels::fixed_point_scales(
-            x_, ldx_, x_type_, weights_, shape.batch, shape.n, shape.d,
-            coord_scale_.as<double>(), workspace_.as<void>(), stream_);
     FAISS_FLASH_CUDA_CHECK(cudaMemsetAsync(centroids_.as<void>(), 0, centroids_.bytes(), stream_));
     centroids_dirty_ = true;
 }
@@ -262,8 +258,6 @@ void CudaBackend::assign_update(int64_t k_frozen, StepResult* results, StepTimin
     u.k = shape_.k;
     u.d = shape_.d;
     u.k_frozen = k_frozen;
-    u.coord_scale = coord_scale_.as<double>();
-    u.weight_scale = weight_scale_;
     u.centroids = centroids_.as<float>();
     u.cluster_weights = cluster_weights_.as<float>();
     u.stats = stats_.as<kernels::UpdateStats>();

@@ -99,8 +99,6 @@ class CudaBackend : public LloydBackend {
     const void* x_op_ = nullptr;
     int64_t ld_op_ = 0;
     DeviceBuffer x_upload_, weights_upload_, x_op_copy_, x_norms_;
-    double weight_scale_ = 1;
-    DeviceBuffer coord_scale_;
 
     // Centroids: fp32 master copy, operand copy, per-centroid bias.
     DeviceBuffer centroids_, c_op_, c_bias_, cluster_weights_;

@@ -17,13 +17,17 @@ namespace kernels {
 
 namespace {
 
-/// Tile shapes: 8 warps as 2 (M) x 4 (N), 64 x 32 per warp, K chunks of 128
-/// bytes per row, 3 stages in flight.
-template <typename Recipe>
+/** Tile shapes: 8 warps as 2 (M) x 4 (N), K chunks of 128 bytes per row,
+ * 3 stages in flight. kBlockN = 256 gives each warp a 64 x 64 tile: 4 KB of
+ * fragments per 32 MMAs, the ratio shared memory can sustain at the tensor
+ * rate (64 x 32 tiles need 1.5x the bandwidth). kBlockN = 128 serves small
+ * K, where a 256-wide tile would mostly multiply padding.
+ */
+template <typename Recipe, int kBlockN_>
 struct AssignTilePolicy {
     using Element = typename Recipe::Element;
     static constexpr int kBlockM = 128;
-    static constexpr int kBlockN = 128;
+    static constexpr int kBlockN = kBlockN_;
     static constexpr int kBlockK = 128 / sizeof(Element);
     static constexpr int kStages = 3;
     static constexpr int kWarpsM = 2;
@@ -37,20 +41,23 @@ struct AssignTilePolicy {
     static constexpr int kLdSmem = kBlockK + 16 / sizeof(Element);
     static constexpr int kStageElems = (kBlockM + kBlockN) * kLdSmem;
     static constexpr size_t kSmemBytes = size_t(kStages) * kStageElems * sizeof(Element);
-    /// 3xTF32 holds hi and lo fragments: it gets the registers of one CTA
-    /// per SM instead of spilling; the others run two CTAs per SM.
-    static constexpr int kMinBlocksPerSm = Recipe::kFragmentRegsHeavy ? 1 : 2;
+    /// Wide tiles and 3xTF32 (hi and lo fragments) need the registers of one
+    /// CTA per SM; the narrow 16-bit/tf32 tiles fit two.
+    static constexpr int kMinBlocksPerSm = (Recipe::kFragmentRegsHeavy || kBlockN > 128) ? 1 : 2;
 };
+
+/// K up to this uses the narrow centroid tile.
+constexpr int64_t kNarrowTileMaxK = 160;
 
 /// (score, index) pair order: lower score, then lower index.
 __device__ __forceinline__ bool better(float s, int32_t i, float best_s, int32_t best_i) {
     return s < best_s || (s == best_s && i < best_i);
 }
 
-template <typename Recipe, bool kInnerProduct>
-__global__ void __launch_bounds__(AssignTilePolicy<Recipe>::kThreads, AssignTilePolicy<Recipe>::kMinBlocksPerSm)
+template <typename Recipe, int kBlockN, bool kInnerProduct>
+__global__ void __launch_bounds__(AssignTilePolicy<Recipe, kBlockN>::kThreads, AssignTilePolicy<Recipe, kBlockN>::kMinBlocksPerSm)
         flash_assign_kernel(AssignArgs args, int64_t m_tiles) {
-    using P = AssignTilePolicy<Recipe>;
+    using P = AssignTilePolicy<Recipe, kBlockN>;
     using T = typename P::Element;
     extern __shared__ __align__(16) unsigned char smem_raw[];
     T* smem = reinterpret_cast<T*>(smem_raw);
@@ -240,10 +247,10 @@ __global__ void __launch_bounds__(AssignTilePolicy<Recipe>::kThreads, AssignTile
     }
 }
 
-template <typename Recipe, bool kInnerProduct>
+template <typename Recipe, int kBlockN, bool kInnerProduct>
 void launch(const AssignArgs& args, cudaStream_t stream) {
-    using P = AssignTilePolicy<Recipe>;
-    auto kernel = flash_assign_kernel<Recipe, kInnerProduct>;
+    using P = AssignTilePolicy<Recipe, kBlockN>;
+    auto kernel = flash_assign_kernel<Recipe, kBlockN, kInnerProduct>;
     const cudaError_t attr = cudaFuncSetAttribute(
             kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(P::kSmemBytes));
     FAISS_THROW_IF_NOT_FMT(
@@ -255,31 +262,50 @@ void launch(const AssignArgs& args, cudaStream_t stream) {
     FAISS_THROW_IF_NOT_FMT(err == cudaSuccess, "FlashAssign launch failed: %s", cudaGetErrorString(err));
 }
 
-template <typename Recipe>
+template <typename Recipe, int kBlockN>
 void launch_metric(const AssignArgs& args, cudaStream_t stream) {
     if (args.inner_product) {
-        launch<Recipe, true>(args, stream);
+        launch<Recipe, kBlockN, true>(args, stream);
     } else {
-        launch<Recipe, false>(args, stream);
+        launch<Recipe, kBlockN, false>(args, stream);
     }
 }
 
-__global__ void reduce_objective_kernel(const double* partials, int64_t batch, int64_t per_problem, double* obj) {
-    const int64_t b = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
-    if (b < batch) {
-        double total = 0;
-        for (int64_t i = 0; i < per_problem; i++) {
-            total += partials[b * per_problem + i];
+template <typename Recipe>
+void launch_tile(const AssignArgs& args, cudaStream_t stream) {
+    if (args.k <= kNarrowTileMaxK) {
+        launch_metric<Recipe, 128>(args, stream);
+    } else {
+        launch_metric<Recipe, 256>(args, stream);
+    }
+}
+
+/// One block per problem: strided per-thread sums, then a fixed tree.
+__global__ void reduce_objective_kernel(const double* partials, int64_t per_problem, double* obj) {
+    __shared__ double s[256];
+    const int64_t b = blockIdx.x;
+    double acc = 0;
+    for (int64_t i = threadIdx.x; i < per_problem; i += blockDim.x) {
+        acc += partials[b * per_problem + i];
+    }
+    s[threadIdx.x] = acc;
+    __syncthreads();
+    for (int stride = blockDim.x / 2; stride > 0; stride /= 2) {
+        if (threadIdx.x < stride) {
+            s[threadIdx.x] += s[threadIdx.x + stride];
         }
-        obj[b] = total;
+        __syncthreads();
+    }
+    if (threadIdx.x == 0) {
+        obj[b] = s[0];
     }
 }
 
 } // namespace
 
 int64_t assign_grid_size(const AssignArgs& args) {
-    constexpr int kRows = AssignTilePolicy<RecipeHalf<__half>>::kBlockM;
-    static_assert(kRows == AssignTilePolicy<RecipeTf32<true>>::kBlockM, "one row tiling for all recipes");
+    constexpr int kRows = AssignTilePolicy<RecipeHalf<__half>, 128>::kBlockM;
+    static_assert(kRows == AssignTilePolicy<RecipeTf32<true>, 256>::kBlockM, "one row tiling for all recipes");
     return args.batch * ((args.n + kRows - 1) / kRows);
 }
 
@@ -289,13 +315,13 @@ void flash_assign(const AssignArgs& args, Operand op, cudaStream_t stream) {
             long(assign_grid_size(args)));
     switch (op) {
         case Operand::F16:
-            return launch_metric<RecipeHalf<__half>>(args, stream);
+            return launch_tile<RecipeHalf<__half>>(args, stream);
         case Operand::BF16:
-            return launch_metric<RecipeHalf<__nv_bfloat16>>(args, stream);
+            return launch_tile<RecipeHalf<__nv_bfloat16>>(args, stream);
         case Operand::TF32:
-            return launch_metric<RecipeTf32<false>>(args, stream);
+            return launch_tile<RecipeTf32<false>>(args, stream);
         case Operand::TF32x3:
-            return launch_metric<RecipeTf32<true>>(args, stream);
+            return launch_tile<RecipeTf32<true>>(args, stream);
     }
 }
 
@@ -305,8 +331,7 @@ void reduce_objective(
         int64_t ctas_per_problem,
         double* obj,
         cudaStream_t stream) {
-    reduce_objective_kernel<<<unsigned((batch + 127) / 128), 128, 0, stream>>>(
-            obj_partials, batch, ctas_per_problem, obj);
+    reduce_objective_kernel<<<unsigned(batch), 256, 0, stream>>>(obj_partials, ctas_per_problem, obj);
     const cudaError_t err = cudaGetLastError();
     FAISS_THROW_IF_NOT_FMT(err == cudaSuccess, "reduce_objective launch failed: %s", cudaGetErrorString(err));
 }

@@ -2,10 +2,10 @@
 
 #include "sort_inverse_update.cuh"
 
-#include <cmath>
-#include <vector>
+#include <algorithm>
 
 #include <cub/device/device_radix_sort.cuh>
+#include <cub/device/device_scan.cuh>
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
@@ -16,12 +16,11 @@ namespace kernels {
 
 namespace {
 
-/// Sorted positions per warp: long enough that a segment usually flushes
-/// once per chunk, short enough to balance hot clusters over many warps.
-constexpr int kChunk = 64;
+/// Sorted points per chunk: a warp's share of one cluster. Long enough that
+/// the per-chunk partial rows stay few, short enough to spread a hot
+/// cluster over many warps.
+constexpr int kChunkRows = 64;
 constexpr int kWarpsPerBlock = 8;
-/// Dimensions a warp covers per pass (4 per lane).
-constexpr int kDimsPerPass = 128;
 
 void check_launch(const char* what) {
     const cudaError_t err = cudaGetLastError();
@@ -45,17 +44,23 @@ struct Workspace {
     uint32_t* keys_out;
     uint32_t* rows_in;
     uint32_t* rows_out;
-    int64_t* offsets;              // B·K + 1
-    unsigned long long* coord_sums; // B·K·d fixed point
-    unsigned long long* weight_sums; // B·K fixed point
-    double* cluster_shift;         // B·K
-    float* max_abs;                // B + 1 (last: max weight)
+    int64_t* offsets;      // B·K + 1: first sorted position of each cluster
+    int64_t* chunk_count;  // B·K + 1: chunks of each cluster (last: 0)
+    int64_t* chunk_start;  // B·K + 1: exclusive scan of chunk_count
+    float* partials;       // max_chunks × d
+    float* partial_weights; // max_chunks
+    double* coord_shift;   // B·K·d: squared move per coordinate
     void* sort_temp;
     size_t sort_temp_bytes;
+    void* scan_temp;
+    size_t scan_temp_bytes;
+    int64_t max_chunks;
     size_t total;
 
     Workspace(void* base, int64_t batch, int64_t n, int64_t k, int64_t d) {
         const int64_t rows = batch * n, clusters = batch * k;
+        // Each cluster has at most count / kChunkRows + 1 chunks.
+        max_chunks = (rows + kChunkRows - 1) / kChunkRows + clusters;
         size_t off = 0;
         auto take = [&](size_t bytes) {
             void* p = base ? static_cast<char*>(base) + off : nullptr;
@@ -67,14 +72,18 @@ struct Workspace {
         rows_in = static_cast<uint32_t*>(take(sizeof(uint32_t) * rows));
         rows_out = static_cast<uint32_t*>(take(sizeof(uint32_t) * rows));
         offsets = static_cast<int64_t*>(take(sizeof(int64_t) * (clusters + 1)));
-        coord_sums = static_cast<unsigned long long*>(take(sizeof(unsigned long long) * clusters * d));
-        weight_sums = static_cast<unsigned long long*>(take(sizeof(unsigned long long) * clusters));
-        cluster_shift = static_cast<double*>(take(sizeof(double) * clusters));
-        max_abs = static_cast<float*>(take(sizeof(float) * (batch + 1)));
+        chunk_count = static_cast<int64_t*>(take(sizeof(int64_t) * (clusters + 1)));
+        chunk_start = static_cast<int64_t*>(take(sizeof(int64_t) * (clusters + 1)));
+        partials = static_cast<float*>(take(sizeof(float) * max_chunks * d));
+        partial_weights = static_cast<float*>(take(sizeof(float) * max_chunks));
+        coord_shift = static_cast<double*>(take(sizeof(double) * clusters * d));
         sort_temp_bytes = 0;
         cub::DeviceRadixSort::SortPairs(
                 nullptr, sort_temp_bytes, keys_in, keys_out, rows_in, rows_out, rows, 0, 32);
         sort_temp = take(sort_temp_bytes);
+        scan_temp_bytes = 0;
+        cub::DeviceScan::ExclusiveSum(nullptr, scan_temp_bytes, chunk_count, chunk_start, clusters + 1);
+        scan_temp = take(scan_temp_bytes);
         total = off;
     }
 };
@@ -87,6 +96,10 @@ int key_bits(int64_t clusters) {
     return bits;
 }
 
+unsigned blocks_for(int64_t items, int threads) {
+    return unsigned(std::min<int64_t>((items + threads - 1) / threads, int64_t(1) << 20));
+}
+
 __global__ void make_keys_kernel(const int32_t* labels, int64_t n, int64_t k, int64_t rows, uint32_t* keys, uint32_t* row_ids) {
     for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < rows; i += int64_t(gridDim.x) * blockDim.x) {
         keys[i] = uint32_t((i / n) * k + labels[i]);
@@ -94,112 +107,113 @@ __global__ void make_keys_kernel(const int32_t* labels, int64_t n, int64_t k, in
     }
 }
 
-/// offsets[q] = first sorted position with key >= q (binary search).
-__global__ void segment_offsets_kernel(const uint32_t* sorted_keys, int64_t rows, int64_t clusters, int64_t* offsets) {
+/// offsets[q] = first sorted position with key >= q (binary search), and
+/// the number of chunks of cluster q - 1.
+__global__ void segment_offsets_kernel(const uint32_t* sorted_keys, int64_t rows, int64_t clusters, int64_t* offsets, int64_t* chunk_count) {
     for (int64_t q = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; q <= clusters; q += int64_t(gridDim.x) * blockDim.x) {
-        int64_t lo = 0, hi = rows;
-        while (lo < hi) {
-            const int64_t mid = (lo + hi) / 2;
-            if (sorted_keys[mid] < q) {
-                lo = mid + 1;
-            } else {
-                hi = mid;
+        auto lower_bound = [&](int64_t key) {
+            int64_t lo = 0, hi = rows;
+            while (lo < hi) {
+                const int64_t mid = (lo + hi) / 2;
+                if (sorted_keys[mid] < key) {
+                    lo = mid + 1;
+                } else {
+                    hi = mid;
+                }
             }
-        }
-        offsets[q] = lo;
+            return lo;
+        };
+        const int64_t first = lower_bound(q);
+        offsets[q] = first;
+        chunk_count[q] = q < clusters ? (lower_bound(q + 1) - first + kChunkRows - 1) / kChunkRows : 0;
     }
 }
 
-__device__ __forceinline__ void add_fixed(unsigned long long* dst, double v, double scale) {
-    atomicAdd(dst, static_cast<unsigned long long>(__double2ll_rn(v * scale)));
-}
-
-/// One warp reduces kChunk consecutive sorted points: fp32 sums in sorted
-/// (= point index) order within a segment, one fixed-point add per
-/// (segment, dim) when the segment or the chunk ends.
-__global__ void segment_reduce_kernel(UpdateArgs args, Workspace ws, int64_t rows) {
+/// One warp per chunk: fp32 sum of its points (sorted = index order) into
+/// one partial row. Lanes cover the dimensions.
+__global__ void chunk_sums_kernel(UpdateArgs args, Workspace ws, int64_t clusters) {
     const int lane = threadIdx.x % 32;
-    const int64_t chunk = blockIdx.x * int64_t(kWarpsPerBlock) + threadIdx.x / 32;
-    const int64_t p0 = chunk * kChunk;
-    if (p0 >= rows) {
+    const int64_t g = blockIdx.x * int64_t(kWarpsPerBlock) + threadIdx.x / 32;
+    if (g >= ws.chunk_start[clusters]) {
         return;
     }
-    const int64_t p1 = p0 + kChunk < rows ? p0 + kChunk : rows;
-    const int64_t d = args.d;
-    for (int64_t dbase = 0; dbase < d; dbase += kDimsPerPass) {
+    // The cluster owning chunk g: the last q with chunk_start[q] <= g.
+    int64_t lo = 0, hi = clusters;
+    while (hi - lo > 1) {
+        const int64_t mid = (lo + hi) / 2;
+        if (ws.chunk_start[mid] <= g) {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    const int64_t q = lo;
+    const int64_t p0 = ws.offsets[q] + (g - ws.chunk_start[q]) * kChunkRows;
+    const int64_t end = ws.offsets[q + 1];
+    const int64_t p1 = p0 + kChunkRows < end ? p0 + kChunkRows : end;
+    float* out = ws.partials + g * args.d;
+    // 4 dimensions per lane per pass: a row's loads are issued together.
+    for (int64_t dbase = 0; dbase < args.d; dbase += 128) {
         float acc[4] = {0, 0, 0, 0};
-        float wacc = 0;
-        uint32_t cur = ws.keys_out[p0];
-        auto flush = [&](uint32_t q) {
-            const double scale = args.coord_scale[q / args.k];
-#pragma unroll
-            for (int j = 0; j < 4; j++) {
-                const int64_t dim = dbase + lane + 32 * j;
-                if (dim < d) {
-                    add_fixed(ws.coord_sums + q * d + dim, acc[j], scale);
-                }
-                acc[j] = 0;
-            }
-            if (dbase == 0 && lane == 0) {
-                add_fixed(ws.weight_sums + q, wacc, args.weight_scale);
-            }
-            wacc = 0;
-        };
+#pragma unroll 2
         for (int64_t p = p0; p < p1; p++) {
-            const uint32_t q = ws.keys_out[p];
-            if (q != cur) {
-                flush(cur);
-                cur = q;
-            }
             const int64_t row = ws.rows_out[p];
             const float w = args.weights ? args.weights[row] : 1.0f;
 #pragma unroll
             for (int j = 0; j < 4; j++) {
                 const int64_t dim = dbase + lane + 32 * j;
-                if (dim < d) {
+                if (dim < args.d) {
                     acc[j] += load_point(args.x, args.x_type, row * args.ldx + dim) * w;
                 }
             }
-            wacc += w;
         }
-        flush(cur);
+#pragma unroll
+        for (int j = 0; j < 4; j++) {
+            const int64_t dim = dbase + lane + 32 * j;
+            if (dim < args.d) {
+                out[dim] = acc[j];
+            }
+        }
+    }
+    if (lane == 0) {
+        float wsum = 0;
+        for (int64_t p = p0; p < p1; p++) {
+            wsum += args.weights ? args.weights[ws.rows_out[p]] : 1.0f;
+        }
+        ws.partial_weights[g] = wsum;
     }
 }
 
-/// One warp per cluster: mean from the fixed-point sums, empty -> zeros,
-/// frozen clusters untouched; the squared move for the stopping rule.
-__global__ void finalize_kernel(UpdateArgs args, Workspace ws, int64_t clusters) {
-    const int lane = threadIdx.x % 32;
-    const int64_t q = blockIdx.x * int64_t(blockDim.x / 32) + threadIdx.x / 32;
-    if (q >= clusters) {
-        return;
-    }
-    const int64_t b = q / args.k, c = q % args.k;
-    const int64_t count = ws.offsets[q + 1] - ws.offsets[q];
-    const double weight = args.weights
-            ? double(static_cast<long long>(ws.weight_sums[q])) / args.weight_scale
-            : double(count);
-    if (lane == 0) {
+/// Per cluster: total weight of its chunks, in chunk order.
+__global__ void cluster_weights_kernel(UpdateArgs args, Workspace ws, int64_t clusters) {
+    for (int64_t q = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; q < clusters; q += int64_t(gridDim.x) * blockDim.x) {
+        double weight = 0;
+        for (int64_t g = ws.chunk_start[q]; g < ws.chunk_start[q + 1]; g++) {
+            weight += ws.partial_weights[g];
+        }
         args.cluster_weights[q] = float(weight);
     }
-    double shift = 0;
-    if (c >= args.k_frozen) {
-        const double scale = args.coord_scale[b];
-        float* centroid = args.centroids + q * args.d;
-        for (int64_t dim = lane; dim < args.d; dim += 32) {
-            const double sum = double(static_cast<long long>(ws.coord_sums[q * args.d + dim])) / scale;
+}
+
+/// One thread per (cluster, dim): adds the cluster's partial rows in chunk
+/// order (fp64), writes the mean (empty -> zeros; frozen untouched) and the
+/// squared move of that coordinate.
+__global__ void finalize_kernel(UpdateArgs args, Workspace ws, int64_t clusters) {
+    for (int64_t e = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; e < clusters * args.d; e += int64_t(gridDim.x) * blockDim.x) {
+        const int64_t q = e / args.d, dim = e % args.d;
+        double moved = 0;
+        if (q % args.k >= args.k_frozen) {
+            double sum = 0;
+            for (int64_t g = ws.chunk_start[q]; g < ws.chunk_start[q + 1]; g++) {
+                sum += ws.partials[g * args.d + dim];
+            }
+            const float weight = args.cluster_weights[q];
             const float updated = weight == 0 ? 0.0f : float(sum / weight);
-            const double delta = double(updated) - centroid[dim];
-            shift += delta * delta;
-            centroid[dim] = updated;
+            const double delta = double(updated) - args.centroids[e];
+            moved = delta * delta;
+            args.centroids[e] = updated;
         }
-    }
-#pragma unroll
-    for (int off = 16; off > 0; off /= 2) {
-        shift += __shfl_xor_sync(0xffffffff, shift, off);
-    }
-    if (lane == 0) {
-        ws.cluster_shift[q] = shift;
+        ws.coord_shift[e] = moved;
     }
 }
 
@@ -214,10 +228,10 @@ __global__ void problem_stats_kernel(UpdateArgs args, Workspace ws) {
         const int64_t q = b * args.k + c;
         const double count = double(ws.offsets[q + 1] - ws.offsets[q]);
         sq += count * count;
-        if (c >= args.k_frozen) {
-            shift += ws.cluster_shift[q];
-            empty += args.cluster_weights[q] == 0;
-        }
+        empty += c >= args.k_frozen && args.cluster_weights[q] == 0;
+    }
+    for (int64_t e = threadIdx.x; e < args.k * args.d; e += blockDim.x) {
+        shift += ws.coord_shift[b * args.k * args.d + e]; // frozen ones are 0
     }
     s_shift[threadIdx.x] = shift;
     s_sq[threadIdx.x] = sq;
@@ -237,69 +251,10 @@ __global__ void problem_stats_kernel(UpdateArgs args, Workspace ws) {
     }
 }
 
-/// max |x| per problem (blocks of one problem meet through an atomicMax on
-/// the float's bits: order-free, so deterministic) and max weight.
-__global__ void max_abs_kernel(const void* x, int64_t ldx, PointType t, const float* weights, int64_t n, int64_t d, int64_t blocks_per_problem, int64_t batch, float* max_abs) {
-    const int64_t b = blockIdx.x / blocks_per_problem;
-    const int64_t part = blockIdx.x % blocks_per_problem;
-    float m = 0, mw = 0;
-    for (int64_t i = part * blockDim.x + threadIdx.x; i < n * d; i += blocks_per_problem * blockDim.x) {
-        const int64_t row = b * n + i / d;
-        m = fmaxf(m, fabsf(load_point(x, t, row * ldx + i % d)));
-        if (weights && i % d == 0) {
-            mw = fmaxf(mw, fabsf(weights[row]));
-        }
-    }
-    // Non-negative floats order like their bit patterns.
-    atomicMax(reinterpret_cast<int*>(max_abs + b), __float_as_int(m));
-    atomicMax(reinterpret_cast<int*>(max_abs + batch), __float_as_int(mw));
-}
-
-unsigned blocks_for(int64_t items, int threads) {
-    return unsigned(std::min<int64_t>((items + threads - 1) / threads, int64_t(1) << 20));
-}
-
 } // namespace
 
 size_t update_workspace_bytes(int64_t batch, int64_t n, int64_t k, int64_t d) {
     return Workspace(nullptr, batch, n, k, d).total;
-}
-
-double fixed_point_scales(
-        const void* x,
-        int64_t ldx,
-        PointType x_type,
-        const float* weights,
-        int64_t batch,
-        int64_t n,
-        int64_t d,
-        double* coord_scale,
-        void* workspace,
-        cudaStream_t stream) {
-    // Only max_abs is used here; its place does not depend on k.
-    Workspace ws(workspace, batch, n, 1, d);
-    cudaMemsetAsync(ws.max_abs, 0, sizeof(float) * (batch + 1), stream);
-    const int64_t per_problem = std::max<int64_t>(1, std::min<int64_t>((n * d) / (256 * 64), 64));
-    max_abs_kernel<<<unsigned(batch * per_problem), 256, 0, stream>>>(
-            x, ldx, x_type, weights, n, d, per_problem, batch, ws.max_abs);
-    check_launch("max_abs");
-    std::vector<float> max_abs(batch + 1);
-    cudaMemcpyAsync(max_abs.data(), ws.max_abs, sizeof(float) * (batch + 1), cudaMemcpyDeviceToHost, stream);
-    FAISS_THROW_IF_NOT_MSG(cudaStreamSynchronize(stream) == cudaSuccess, "fixed_point_scales: stream failed");
-
-    const double max_w = weights ? std::max(double(max_abs[batch]), 1e-30) : 1.0;
-    // 2^(61 - ceil(log2(bound))): any sum of n terms of magnitude <= bound/n
-    // stays below 2^61 in magnitude, with room for rounding.
-    auto scale_for = [](double bound) {
-        return std::ldexp(1.0, 61 - int(std::ceil(std::log2(std::max(bound, 1e-30)))));
-    };
-    std::vector<double> scales(batch);
-    for (int64_t b = 0; b < batch; b++) {
-        scales[b] = scale_for(double(n) * std::max(double(max_abs[b]), 1e-30) * max_w);
-    }
-    cudaMemcpyAsync(coord_scale, scales.data(), sizeof(double) * batch, cudaMemcpyHostToDevice, stream);
-    FAISS_THROW_IF_NOT_MSG(cudaStreamSynchronize(stream) == cudaSuccess, "fixed_point_scales: stream failed");
-    return scale_for(double(n) * max_w);
 }
 
 void update_centroids(const UpdateArgs& args, void* workspace, cudaStream_t stream) {
@@ -312,21 +267,25 @@ void update_centroids(const UpdateArgs& args, void* workspace, cudaStream_t stre
 
     make_keys_kernel<<<blocks_for(rows, 256), 256, 0, stream>>>(args.labels, args.n, args.k, rows, ws.keys_in, ws.rows_in);
     check_launch("make_keys");
-    size_t temp_bytes = ws.sort_temp_bytes;
+    size_t sort_bytes = ws.sort_temp_bytes;
     const cudaError_t sort_err = cub::DeviceRadixSort::SortPairs(
-            ws.sort_temp, temp_bytes, ws.keys_in, ws.keys_out, ws.rows_in, ws.rows_out, rows, 0,
+            ws.sort_temp, sort_bytes, ws.keys_in, ws.keys_out, ws.rows_in, ws.rows_out, rows, 0,
             key_bits(clusters), stream);
     FAISS_THROW_IF_NOT_FMT(sort_err == cudaSuccess, "radix sort failed: %s", cudaGetErrorString(sort_err));
-    segment_offsets_kernel<<<blocks_for(clusters + 1, 256), 256, 0, stream>>>(ws.keys_out, rows, clusters, ws.offsets);
+    segment_offsets_kernel<<<blocks_for(clusters + 1, 256), 256, 0, stream>>>(
+            ws.keys_out, rows, clusters, ws.offsets, ws.chunk_count);
     check_launch("segment_offsets");
-
-    cudaMemsetAsync(ws.coord_sums, 0, sizeof(unsigned long long) * clusters * args.d, stream);
-    cudaMemsetAsync(ws.weight_sums, 0, sizeof(unsigned long long) * clusters, stream);
-    const int64_t chunks = (rows + kChunk - 1) / kChunk;
-    segment_reduce_kernel<<<unsigned((chunks + kWarpsPerBlock - 1) / kWarpsPerBlock), 32 * kWarpsPerBlock, 0, stream>>>(
-            args, ws, rows);
-    check_launch("segment_reduce");
-    finalize_kernel<<<unsigned((clusters + 7) / 8), 256, 0, stream>>>(args, ws, clusters);
+    size_t scan_bytes = ws.scan_temp_bytes;
+    const cudaError_t scan_err = cub::DeviceScan::ExclusiveSum(
+            ws.scan_temp, scan_bytes, ws.chunk_count, ws.chunk_start, clusters + 1, stream);
+    FAISS_THROW_IF_NOT_FMT(scan_err == cudaSuccess, "chunk scan failed: %s", cudaGetErrorString(scan_err));
+    // Grid for the worst case; warps past the real chunk count return.
+    chunk_sums_kernel<<<unsigned((ws.max_chunks + kWarpsPerBlock - 1) / kWarpsPerBlock), 32 * kWarpsPerBlock, 0, stream>>>(
+            args, ws, clusters);
+    check_launch("chunk_sums");
+    cluster_weights_kernel<<<blocks_for(clusters, 256), 256, 0, stream>>>(args, ws, clusters);
+    check_launch("cluster_weights");
+    finalize_kernel<<<blocks_for(clusters * args.d, 256), 256, 0, stream>>>(args, ws, clusters);
     check_launch("finalize");
     problem_stats_kernel<<<unsigned(args.batch), 256, 0, stream>>>(args, ws);
     check_launch("problem_stats");
