@@ -74,12 +74,23 @@ inline Pair run_both(
     return p;
 }
 
-/// Per-iteration objective within rtol, centroids within a relative
-/// mean-squared difference of ctol.
+/** Per-iteration objective within obj_rtol, centroids within a relative
+ * mean-squared difference of centroid_rtol. The first iteration starts from
+ * FAISS's own initial centroids, so its objective must agree to fp32
+ * rounding (2e-5: FAISS sums it in fp32) whatever the backend; later ones
+ * may drift once a near-tie point goes to the other centroid, which the GPU
+ * products (rounded differently from FAISS's sgemm) do on small data.
+ */
 inline void expect_equivalent(
         const Pair& p,
-        double obj_rtol = 1e-4,
-        double centroid_rtol = 1e-4) {
+        BackendKind backend = BackendKind::CPU) {
+    const double obj_rtol = backend == BackendKind::CUDA ? 1e-3 : 1e-4;
+    const double centroid_rtol = backend == BackendKind::CUDA ? 1e-3 : 1e-4;
+    if (!p.faiss.stats.empty()) {
+        EXPECT_NEAR(p.flash.stats[0].obj, p.faiss.stats[0].obj,
+                    2e-5 * std::fabs(p.faiss.stats[0].obj))
+                << "objective of the first iteration";
+    }
     ASSERT_EQ(p.faiss.stats.size(), p.flash.stats.size());
     for (size_t i = 0; i < p.faiss.stats.size(); i++) {
         const double a = p.faiss.stats[i].obj, b = p.flash.stats[i].obj;

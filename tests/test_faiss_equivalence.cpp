@@ -45,7 +45,7 @@ TEST_P(Equivalence, GaussianMixtureL2) {
     SCOPED_TRACE(seed);
     std::vector<float> x = gaussian_mixture(n, d, 60, seed);
     Pair p = run_both(d, k, params(20, 1234), n, x.data(), false, nullptr, {}, backend());
-    expect_equivalent(p);
+    expect_equivalent(p, backend());
 }
 
 TEST_P(Equivalence, OddDimensionsAndTinyK) {
@@ -57,7 +57,7 @@ TEST_P(Equivalence, OddDimensionsAndTinyK) {
         std::vector<float> x = gaussian_mixture(n, d, 7, seed);
         faiss::ClusteringParameters cp = params(10, 99);
         cp.min_points_per_centroid = 1;
-        expect_equivalent(run_both(d, k, cp, n, x.data(), false, nullptr, {}, backend()));
+        expect_equivalent(run_both(d, k, cp, n, x.data(), false, nullptr, {}, backend()), backend());
     }
 }
 
@@ -69,8 +69,8 @@ TEST_P(Equivalence, SubsamplingAboveMaxPointsPerCentroid) {
     for (int64_t i = 0; i < n; i++) {
         w[i] = 1 + (i % 7);
     }
-    expect_equivalent(run_both(d, k, params(10, 5), n, x.data(), false, nullptr, {}, backend()));
-    expect_equivalent(run_both(d, k, params(10, 5), n, x.data(), false, w.data(), {}, backend()));
+    expect_equivalent(run_both(d, k, params(10, 5), n, x.data(), false, nullptr, {}, backend()), backend());
+    expect_equivalent(run_both(d, k, params(10, 5), n, x.data(), false, w.data(), {}, backend()), backend());
 }
 
 TEST_P(Equivalence, InnerProductSpherical) {
@@ -79,7 +79,7 @@ TEST_P(Equivalence, InnerProductSpherical) {
     std::vector<float> x = gaussian_mixture(n, d, 30, fresh_seed());
     faiss::ClusteringParameters cp = params(15, 1234);
     cp.spherical = true;
-    expect_equivalent(run_both(d, k, cp, n, x.data(), true, nullptr, {}, backend()));
+    expect_equivalent(run_both(d, k, cp, n, x.data(), true, nullptr, {}, backend()), backend());
 }
 
 TEST_P(Equivalence, WeightsProvidedAndFrozenCentroids) {
@@ -96,7 +96,7 @@ TEST_P(Equivalence, WeightsProvidedAndFrozenCentroids) {
         faiss::ClusteringParameters cp = params(12, 42);
         cp.frozen_centroids = frozen;
         Pair p = run_both(d, k, cp, n, x.data(), false, w.data(), init, backend());
-        expect_equivalent(p);
+        expect_equivalent(p, backend());
         if (frozen) {
             EXPECT_EQ(0, std::memcmp(p.flash.centroids.data(), init.data(),
                                      sizeof(float) * init.size()));
@@ -125,7 +125,7 @@ TEST_P(Equivalence, IntCentroidsNredoAndEmptyClusterSplits) {
     cp.nredo = 3;
     cp.min_points_per_centroid = 1;
     Pair p = run_both(d, k, cp, n, x.data(), false, nullptr, {}, backend());
-    expect_equivalent(p);
+    expect_equivalent(p, backend());
     int total_splits = 0;
     for (auto& s : p.flash.stats) {
         total_splits += s.nsplit;
@@ -175,7 +175,7 @@ TEST_P(Equivalence, FashionMnist) {
     ASSERT_EQ(img.d, 784);
     Pair p = run_both(img.d, 40, params(10, 1234), img.n, img.data.data(), false,
                       nullptr, {}, backend());
-    expect_equivalent(p);
+    expect_equivalent(p, backend());
 }
 
 INSTANTIATE_TEST_SUITE_P(

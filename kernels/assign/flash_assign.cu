@@ -4,6 +4,7 @@
 // chunk) cp.async pipeline keeps the tensor cores fed across tile borders.
 
 #include "flash_assign.cuh"
+#include "flash_assign_sm90.cuh"
 
 #include <cmath>
 
@@ -313,6 +314,9 @@ void flash_assign(const AssignArgs& args, Operand op, cudaStream_t stream) {
     FAISS_THROW_IF_NOT_FMT(
             assign_grid_size(args) < (int64_t(1) << 31), "FlashAssign: %ld tiles exceed the grid limit",
             long(assign_grid_size(args)));
+    if (sm90_assign_supported(args, op)) {
+        return flash_assign_sm90(args, op, stream);
+    }
     switch (op) {
         case Operand::F16:
             return launch_tile<RecipeHalf<__half>>(args, stream);

@@ -50,6 +50,7 @@ struct Workspace {
     float* partials;       // max_chunks × d
     float* partial_weights; // max_chunks
     double* coord_shift;   // B·K·d: squared move per coordinate
+    double* cluster_shift; // B·K
     void* sort_temp;
     size_t sort_temp_bytes;
     void* scan_temp;
@@ -77,6 +78,7 @@ struct Workspace {
         partials = static_cast<float*>(take(sizeof(float) * max_chunks * d));
         partial_weights = static_cast<float*>(take(sizeof(float) * max_chunks));
         coord_shift = static_cast<double*>(take(sizeof(double) * clusters * d));
+        cluster_shift = static_cast<double*>(take(sizeof(double) * clusters));
         sort_temp_bytes = 0;
         cub::DeviceRadixSort::SortPairs(
                 nullptr, sort_temp_bytes, keys_in, keys_out, rows_in, rows_out, rows, 0, 32);
@@ -217,6 +219,17 @@ __global__ void finalize_kernel(UpdateArgs args, Workspace ws, int64_t clusters)
     }
 }
 
+/// Per cluster: its coordinates' squared moves, in dimension order.
+__global__ void cluster_shift_kernel(const Workspace ws, int64_t clusters, int64_t d) {
+    for (int64_t q = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; q < clusters; q += int64_t(gridDim.x) * blockDim.x) {
+        double shift = 0;
+        for (int64_t dim = 0; dim < d; dim++) {
+            shift += ws.coord_shift[q * d + dim];
+        }
+        ws.cluster_shift[q] = shift;
+    }
+}
+
 /// One block per problem, fixed-order reductions over its clusters.
 __global__ void problem_stats_kernel(UpdateArgs args, Workspace ws) {
     __shared__ double s_shift[256], s_sq[256];
@@ -230,8 +243,8 @@ __global__ void problem_stats_kernel(UpdateArgs args, Workspace ws) {
         sq += count * count;
         empty += c >= args.k_frozen && args.cluster_weights[q] == 0;
     }
-    for (int64_t e = threadIdx.x; e < args.k * args.d; e += blockDim.x) {
-        shift += ws.coord_shift[b * args.k * args.d + e]; // frozen ones are 0
+    for (int64_t c = threadIdx.x; c < args.k; c += blockDim.x) {
+        shift += ws.cluster_shift[b * args.k + c]; // frozen ones are 0
     }
     s_shift[threadIdx.x] = shift;
     s_sq[threadIdx.x] = sq;
@@ -287,6 +300,8 @@ void update_centroids(const UpdateArgs& args, void* workspace, cudaStream_t stre
     check_launch("cluster_weights");
     finalize_kernel<<<blocks_for(clusters * args.d, 256), 256, 0, stream>>>(args, ws, clusters);
     check_launch("finalize");
+    cluster_shift_kernel<<<blocks_for(clusters, 256), 256, 0, stream>>>(ws, clusters, args.d);
+    check_launch("cluster_shift");
     problem_stats_kernel<<<unsigned(args.batch), 256, 0, stream>>>(args, ws);
     check_launch("problem_stats");
 }

@@ -1,0 +1,18 @@
+// Hopper (sm_90a) path of FlashAssign for 16-bit operands: TMA + wgmma,
+// warp-specialised. Same arguments and results as flash_assign().
+
+#pragma once
+
+#include "flash_assign.cuh"
+
+namespace faiss_flash {
+namespace kernels {
+
+/// True when this GPU, this build (sm_90a code loaded) and this problem
+/// (16-bit operands, d >= 64, k > 128, 32-bit row coordinates) suit it.
+bool sm90_assign_supported(const AssignArgs& args, Operand op);
+
+void flash_assign_sm90(const AssignArgs& args, Operand op, cudaStream_t stream);
+
+} // namespace kernels
+} // namespace faiss_flash

@@ -1,0 +1,56 @@
+// Block-level Hopper pieces: mbarriers and 2D TMA tile loads (the bulk
+// tensor copy engine) completing on an mbarrier.
+
+#pragma once
+
+#include <cstdint>
+
+#include <cuda.h>
+
+namespace faiss_flash {
+namespace kernels {
+
+__device__ __forceinline__ uint32_t smem_addr(const void* p) {
+    return static_cast<uint32_t>(__cvta_generic_to_shared(p));
+}
+
+__device__ __forceinline__ void mbarrier_init(uint64_t* bar, uint32_t count) {
+    asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(smem_addr(bar)), "r"(count));
+}
+
+/// Makes initialised barriers visible to the async proxy (the TMA).
+__device__ __forceinline__ void fence_barrier_init() {
+    asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+}
+
+__device__ __forceinline__ void mbarrier_arrive(uint64_t* bar) {
+    asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];\n" ::"r"(smem_addr(bar)) : "memory");
+}
+
+__device__ __forceinline__ void mbarrier_arrive_expect_tx(uint64_t* bar, uint32_t bytes) {
+    asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(smem_addr(bar)), "r"(bytes)
+                 : "memory");
+}
+
+__device__ __forceinline__ void mbarrier_wait(uint64_t* bar, uint32_t parity) {
+    asm volatile(
+            "{\n.reg .pred done;\n"
+            "WAIT_%=:\n"
+            "mbarrier.try_wait.parity.shared::cta.b64 done, [%0], %1;\n"
+            "@!done bra WAIT_%=;\n}\n" ::"r"(smem_addr(bar)),
+            "r"(parity)
+            : "memory");
+}
+
+/// Loads the box at (col, row) of a 2D tensor map into smem; completes
+/// `bytes` of the barrier's transaction count.
+__device__ __forceinline__ void tma_load_2d(void* smem, const CUtensorMap* map, int32_t col, int32_t row, uint64_t* bar) {
+    asm volatile(
+            "cp.async.bulk.tensor.2d.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3}], [%4];\n" ::"r"(
+                    smem_addr(smem)),
+            "l"(map), "r"(col), "r"(row), "r"(smem_addr(bar))
+            : "memory");
+}
+
+} // namespace kernels
+} // namespace faiss_flash
