@@ -236,9 +236,8 @@ kernels::AssignArgs CudaBackend::assign_args(bool with_distances) const {
 void CudaBackend::launch_assign(bool with_distances) {
     prepare_centroids();
     const kernels::AssignArgs a = assign_args(with_distances);
-    kernels::flash_assign(a, operand_, stream_);
-    kernels::reduce_objective(a.obj_partials, a.batch, kernels::assign_grid_size(a) / a.batch,
-                              obj_.as<double>(), stream_);
+    const int64_t ctas_per_problem = kernels::flash_assign(a, operand_, stream_);
+    kernels::reduce_objective(a.obj_partials, a.batch, ctas_per_problem, obj_.as<double>(), stream_);
 }
 
 void CudaBackend::assign_update(int64_t k_frozen, StepResult* results, StepTiming* timing) {

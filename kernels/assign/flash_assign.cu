@@ -141,13 +141,15 @@ __global__ void __launch_bounds__(AssignTilePolicy<Recipe, kBlockN>::kThreads, A
             // Epilogue of one centroid tile: scores -> running argmin, in
             // increasing column order per thread (strict '<' keeps the lowest
             // index on ties), then clear the accumulators.
-            const int64_t tile_col0 = (step / k_chunks) * P::kBlockN + wn * P::kWarpN;
+            // 32-bit column arithmetic: k < 2^31 (checked at launch).
+            const int32_t tile_col0 = int32_t((step / k_chunks) * P::kBlockN) + wn * P::kWarpN;
+            const int32_t k32 = int32_t(args.k);
 #pragma unroll
             for (int ni = 0; ni < P::kMmaN; ni++) {
 #pragma unroll
                 for (int e = 0; e < 2; e++) {
-                    const int64_t col = tile_col0 + ni * 8 + (lane % 4) * 2 + e;
-                    const float cb = col < args.k ? __ldg(bias + col) : INFINITY;
+                    const int32_t col = tile_col0 + ni * 8 + (lane % 4) * 2 + e;
+                    const float cb = col < k32 ? __ldg(bias + col) : INFINITY;
 #pragma unroll
                     for (int mi = 0; mi < P::kMmaM; mi++) {
 #pragma unroll
@@ -156,7 +158,7 @@ __global__ void __launch_bounds__(AssignTilePolicy<Recipe, kBlockN>::kThreads, A
                             const float score = kInnerProduct ? cb - dot : fmaf(-2.0f, dot, cb);
                             if (score < best[mi][h]) {
                                 best[mi][h] = score;
-                                best_idx[mi][h] = int32_t(col);
+                                best_idx[mi][h] = col;
                             }
                         }
                     }
@@ -249,7 +251,7 @@ __global__ void __launch_bounds__(AssignTilePolicy<Recipe, kBlockN>::kThreads, A
 }
 
 template <typename Recipe, int kBlockN, bool kInnerProduct>
-void launch(const AssignArgs& args, cudaStream_t stream) {
+int64_t launch(const AssignArgs& args, cudaStream_t stream) {
     using P = AssignTilePolicy<Recipe, kBlockN>;
     auto kernel = flash_assign_kernel<Recipe, kBlockN, kInnerProduct>;
     const cudaError_t attr = cudaFuncSetAttribute(
@@ -261,24 +263,17 @@ void launch(const AssignArgs& args, cudaStream_t stream) {
     kernel<<<dim3(unsigned(args.batch * m_tiles)), P::kThreads, P::kSmemBytes, stream>>>(args, m_tiles);
     const cudaError_t err = cudaGetLastError();
     FAISS_THROW_IF_NOT_FMT(err == cudaSuccess, "FlashAssign launch failed: %s", cudaGetErrorString(err));
+    return m_tiles;
 }
 
 template <typename Recipe, int kBlockN>
-void launch_metric(const AssignArgs& args, cudaStream_t stream) {
-    if (args.inner_product) {
-        launch<Recipe, kBlockN, true>(args, stream);
-    } else {
-        launch<Recipe, kBlockN, false>(args, stream);
-    }
+int64_t launch_metric(const AssignArgs& args, cudaStream_t stream) {
+    return args.inner_product ? launch<Recipe, kBlockN, true>(args, stream) : launch<Recipe, kBlockN, false>(args, stream);
 }
 
 template <typename Recipe>
-void launch_tile(const AssignArgs& args, cudaStream_t stream) {
-    if (args.k <= kNarrowTileMaxK) {
-        launch_metric<Recipe, 128>(args, stream);
-    } else {
-        launch_metric<Recipe, 256>(args, stream);
-    }
+int64_t launch_tile(const AssignArgs& args, cudaStream_t stream) {
+    return args.k <= kNarrowTileMaxK ? launch_metric<Recipe, 128>(args, stream) : launch_metric<Recipe, 256>(args, stream);
 }
 
 /// One block per problem: strided per-thread sums, then a fixed tree.
@@ -310,10 +305,12 @@ int64_t assign_grid_size(const AssignArgs& args) {
     return args.batch * ((args.n + kRows - 1) / kRows);
 }
 
-void flash_assign(const AssignArgs& args, Operand op, cudaStream_t stream) {
+int64_t flash_assign(const AssignArgs& args, Operand op, cudaStream_t stream) {
     FAISS_THROW_IF_NOT_FMT(
             assign_grid_size(args) < (int64_t(1) << 31), "FlashAssign: %ld tiles exceed the grid limit",
             long(assign_grid_size(args)));
+    FAISS_THROW_IF_NOT_FMT(args.k < (int64_t(1) << 31), "FlashAssign: k=%ld must be < 2^31 (int32 labels)",
+                           long(args.k));
     if (sm90_assign_supported(args, op)) {
         return flash_assign_sm90(args, op, stream);
     }
@@ -327,6 +324,7 @@ void flash_assign(const AssignArgs& args, Operand op, cudaStream_t stream) {
         case Operand::TF32x3:
             return launch_tile<RecipeTf32<true>>(args, stream);
     }
+    FAISS_THROW_MSG("FlashAssign: unknown operand");
 }
 
 void reduce_objective(

@@ -55,12 +55,15 @@ struct AssignArgs {
     double* obj_partials = nullptr;
 };
 
-/// CTAs of one launch: batch × ceil(n / tile rows).
+/// An upper bound of the CTAs of one launch (the size of obj_partials):
+/// batch × ceil(n / smallest tile rows).
 int64_t assign_grid_size(const AssignArgs& args);
 
-/// Launches FlashAssign on `stream`; throws faiss::FaissException on a
-/// launch error.
-void flash_assign(const AssignArgs& args, Operand op, cudaStream_t stream);
+/** Launches FlashAssign on `stream`; throws faiss::FaissException on a
+ * launch error. Returns the CTAs per problem it used: obj_partials holds
+ * that many partials per problem, problem-major.
+ */
+int64_t flash_assign(const AssignArgs& args, Operand op, cudaStream_t stream);
 
 /// obj[b] = sum of the CTA partials of problem b, in CTA order.
 void reduce_objective(

@@ -1,12 +1,19 @@
-// FlashAssign on Hopper (sm_90a), 16-bit operands: a warp-specialised CTA.
-// One producer warp streams point and centroid tiles with the TMA into a
-// 4-stage ring of 128B-swizzled shared-memory buffers (mbarrier handshakes);
-// two consumer warpgroups each own 64 points and run wgmma m64n256k16 on
-// every centroid tile, then fold the 64 x 256 scores into their running
-// argmin while the other warpgroup keeps the tensor cores busy.
+// FlashAssign on Hopper (sm_90a), 16-bit operands: warp-specialised CTAs.
+// One producer thread streams tiles with the TMA into a ring of 128B-
+// swizzled shared-memory stages (mbarrier handshakes); two consumer
+// warpgroups run wgmma on every centroid tile and fold the scores into their
+// running argmin while the other warpgroup keeps the tensor cores busy.
+//
+// Two agents, by dimension:
+// - ResidentPoints (d <= 256): the CTA's 256 points stay in shared memory
+//   for the whole sweep, only centroid tiles stream: each centroid byte
+//   fetched from L2 serves 256 points.
+// - StreamingPoints (d > 256): point and centroid K-chunks stream together,
+//   128 points x 256 centroids per tile.
 
 #include "flash_assign_sm90.cuh"
 
+#include <algorithm>
 #include <cmath>
 
 #include <cudaTypedefs.h>
@@ -21,7 +28,8 @@ namespace kernels {
 
 namespace {
 
-struct Sm90AssignPolicy {
+/// StreamingPoints: 128 points (2 consumers x 64) x 256 centroids.
+struct StreamingPolicy {
     static constexpr int kConsumers = 2;         // warpgroups of 64 points
     static constexpr int kBlockM = 64 * kConsumers;
     static constexpr int kBlockN = 256;          // one wgmma N
@@ -36,18 +44,130 @@ struct Sm90AssignPolicy {
             kBlockM * sizeof(float);
 };
 
+/// Register split of the 384 threads (65536 registers): the producer
+/// warpgroup needs few, each consumer holds 128 accumulators.
+[[maybe_unused]] constexpr int kProducerRegs = 40;
+[[maybe_unused]] constexpr int kConsumerRegs = 232;
+
+/// ResidentPoints: 256 points (2 consumers x 2 slabs of 64) x 128 centroids.
+struct ResidentPolicy {
+    static constexpr int kConsumers = 2;
+    static constexpr int kBlockM = 256;
+    static constexpr int kBlockN = 128;
+    static constexpr int kBlockK = 64;
+    static constexpr int kMaxDim = 256; // points of up to 4 K chunks stay resident
+    static constexpr int kThreads = 128 * (1 + kConsumers);
+    static constexpr int kPointChunkBytes = kBlockM * kBlockK * 2;
+    static constexpr int kStageBytes = kBlockN * kBlockK * 2;
+    static constexpr int kMaxStages = 8;
+    static constexpr size_t kSmemBudget = 227 * 1024;
+
+    static int stages(int d_pad) {
+        const size_t points = size_t((d_pad + kBlockK - 1) / kBlockK) * kPointChunkBytes;
+        const size_t fixed = 1024 + points + kBlockM * sizeof(float) + (2 * kMaxStages + 1) * sizeof(uint64_t);
+        return int(std::min<size_t>(kMaxStages, (kSmemBudget - fixed) / kStageBytes));
+    }
+    static size_t smem_bytes(int d_pad, int stages) {
+        return 1024 + size_t((d_pad + kBlockK - 1) / kBlockK) * kPointChunkBytes + size_t(stages) * kStageBytes +
+                (2 * stages + 1) * sizeof(uint64_t) + kBlockM * sizeof(float);
+    }
+};
+
 [[maybe_unused]] __device__ __forceinline__ bool better(float s, int32_t i, float best_s, int32_t best_i) {
     return s < best_s || (s == best_s && i < best_i);
 }
 
+/// Running argmin of the two rows a thread holds in one 64-row accumulator.
+struct RowBest {
+    float score[2] = {INFINITY, INFINITY};
+    int32_t index[2] = {0, 0};
+};
+
+/** Epilogue of one centroid tile: folds a 64 x (8 * kBlocks8) accumulator
+ * into the thread's running argmin, columns in increasing order (strict '<'
+ * keeps the lowest index on ties). col0 = first column of the tile.
+ */
+template <bool kInnerProduct, int kBlocks8>
+__device__ __forceinline__ void fold_tile(const float (&acc)[4 * kBlocks8], int64_t col0, const float* bias, int64_t k, RowBest& best) {
+    // 32-bit column arithmetic: k < 2^31 (checked at launch).
+    const int32_t lane_col0 = int32_t(col0) + 2 * int32_t(threadIdx.x % 4);
+    const int32_t k32 = int32_t(k);
+#pragma unroll
+    for (int j = 0; j < kBlocks8; j++) {
+#pragma unroll
+        for (int e = 0; e < 2; e++) {
+            const int32_t col = lane_col0 + 8 * j + e;
+            const float cb = col < k32 ? __ldg(bias + col) : INFINITY;
+#pragma unroll
+            for (int h = 0; h < 2; h++) {
+                const float dot = acc[4 * j + 2 * h + e];
+                const float score = kInnerProduct ? cb - dot : fmaf(-2.0f, dot, cb);
+                if (score < best.score[h]) {
+                    best.score[h] = score;
+                    best.index[h] = col;
+                }
+            }
+        }
+    }
+}
+
+/** After the sweep: the 4 lanes of a quad share rows (a warpgroup owns all
+ * columns of its rows, so this is the last reduction). Writes label and
+ * distance of the rows of the 64-row slab starting at CTA row slab_row0, and
+ * their distances into row_dist (0 for rows past n).
+ */
+template <bool kInnerProduct>
+__device__ __forceinline__ void finish_rows(RowBest best, const AssignArgs& args, int64_t b, int64_t cta_row0, int slab_row0, float* row_dist) {
+    const int warp = (threadIdx.x % 128) / 32, lane = threadIdx.x % 32;
+#pragma unroll
+    for (int h = 0; h < 2; h++) {
+        float sc = best.score[h];
+        int32_t i = best.index[h];
+#pragma unroll
+        for (int off = 1; off < 4; off *= 2) {
+            const float os = __shfl_xor_sync(0xffffffff, sc, off);
+            const int32_t oi = __shfl_xor_sync(0xffffffff, i, off);
+            if (better(os, oi, sc, i)) {
+                sc = os;
+                i = oi;
+            }
+        }
+        const int r = slab_row0 + warp * 16 + lane / 4 + 8 * h;
+        const int64_t row = cta_row0 + r;
+        if (lane % 4 == 0) {
+            float dist = 0;
+            if (row < args.n) {
+                const int64_t out = b * args.n + row;
+                dist = kInnerProduct ? -sc : fmaxf(args.x_norms[out] + sc, 0.0f);
+                args.labels[out] = i;
+                if (args.distances) {
+                    args.distances[out] = dist;
+                }
+            }
+            row_dist[r] = dist;
+        }
+    }
+}
+
+/// Fixed-order CTA sum of the row distances (deterministic objective).
+[[maybe_unused]] __device__ __forceinline__ void write_objective_share(const float* row_dist, int rows, const AssignArgs& args) {
+    if (threadIdx.x == 0) {
+        double total = 0;
+        for (int r = 0; r < rows; r++) {
+            total += row_dist[r];
+        }
+        args.obj_partials[blockIdx.x] = total;
+    }
+}
+
 template <typename Half, bool kInnerProduct>
-__global__ void __launch_bounds__(Sm90AssignPolicy::kThreads, 1) flash_assign_sm90_kernel(
+__global__ void __launch_bounds__(StreamingPolicy::kThreads, 1) flash_assign_streaming_kernel(
         const __grid_constant__ CUtensorMap map_x,
         const __grid_constant__ CUtensorMap map_c,
         AssignArgs args,
         int64_t m_tiles) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
-    using P = Sm90AssignPolicy;
+    using P = StreamingPolicy;
     extern __shared__ unsigned char smem_raw[];
     // The 128B swizzle pattern repeats every 1024 bytes: align the ring.
     unsigned char* ring = reinterpret_cast<unsigned char*>(
@@ -73,6 +193,7 @@ __global__ void __launch_bounds__(Sm90AssignPolicy::kThreads, 1) flash_assign_sm
     __syncthreads();
 
     if (warpgroup == 0) {
+        warpgroup_reg_dealloc<kProducerRegs>();
         // Producer: one thread issues every TMA load. Rows past this
         // problem's n (or k) belong to the next problem or are zero-filled
         // past the tensor; the consumers mask them.
@@ -91,11 +212,11 @@ __global__ void __launch_bounds__(Sm90AssignPolicy::kThreads, 1) flash_assign_sm
             }
         }
     } else {
-        const int consumer = warpgroup - 1, warp = t / 32, lane = t % 32;
+        warpgroup_reg_alloc<kConsumerRegs>();
+        const int consumer = warpgroup - 1;
         const float* bias = args.c_bias + b * args.k;
         float acc[128];
-        float best[2] = {INFINITY, INFINITY};
-        int32_t best_idx[2] = {0, 0};
+        RowBest best;
         for (int64_t step = 0; step < steps; step++) {
             const int s = int(step % P::kStages);
             const int kc = int(step % k_chunks);
@@ -115,66 +236,114 @@ __global__ void __launch_bounds__(Sm90AssignPolicy::kThreads, 1) flash_assign_sm
                 mbarrier_arrive(&empty[s]); // this warpgroup is done reading stage s
             }
             if (kc == k_chunks - 1) {
-                // Epilogue of one centroid tile, increasing columns per thread.
-                const int64_t col0 = (step / k_chunks) * P::kBlockN + 2 * (lane % 4);
+                fold_tile<kInnerProduct, P::kBlockN / 8>(acc, (step / k_chunks) * P::kBlockN, bias, args.k, best);
+            }
+        }
+        finish_rows<kInnerProduct>(best, args, b, row0, consumer * 64, row_dist);
+    }
+    __syncthreads();
+    write_objective_share(row_dist, P::kBlockM, args);
+#endif
+}
+
+template <typename Half, bool kInnerProduct>
+__global__ void __launch_bounds__(ResidentPolicy::kThreads, 1) flash_assign_resident_kernel(
+        const __grid_constant__ CUtensorMap map_x,
+        const __grid_constant__ CUtensorMap map_c,
+        AssignArgs args,
+        int64_t m_tiles,
+        int stages) {
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+    using P = ResidentPolicy;
+    extern __shared__ unsigned char smem_raw[];
+    unsigned char* points = reinterpret_cast<unsigned char*>(
+            (reinterpret_cast<uintptr_t>(smem_raw) + 1023) & ~uintptr_t(1023));
+    const int k_chunks = (args.d_pad + P::kBlockK - 1) / P::kBlockK;
+    unsigned char* ring = points + k_chunks * P::kPointChunkBytes;
+    uint64_t* points_full = reinterpret_cast<uint64_t*>(ring + stages * P::kStageBytes);
+    uint64_t* full = points_full + 1;
+    uint64_t* empty = full + stages;
+    float* row_dist = reinterpret_cast<float*>(empty + stages);
+
+    const int warpgroup = threadIdx.x / 128, t = threadIdx.x % 128;
+    const int64_t b = blockIdx.x / m_tiles;
+    const int64_t row0 = (blockIdx.x % m_tiles) * P::kBlockM;
+    const int64_t n_tiles = (args.k + P::kBlockN - 1) / P::kBlockN;
+    const int64_t steps = n_tiles * k_chunks;
+
+    if (threadIdx.x == 0) {
+        mbarrier_init(points_full, 1);
+        for (int s = 0; s < stages; s++) {
+            mbarrier_init(&full[s], 1);
+            mbarrier_init(&empty[s], P::kConsumers);
+        }
+        fence_barrier_init();
+    }
+    __syncthreads();
+
+    if (warpgroup == 0) {
+        warpgroup_reg_dealloc<kProducerRegs>();
+        if (t == 0) {
+            // The points once, every K chunk of them; then the centroid ring.
+            mbarrier_arrive_expect_tx(points_full, k_chunks * P::kPointChunkBytes);
+            for (int kc = 0; kc < k_chunks; kc++) {
+                tma_load_2d(points + kc * P::kPointChunkBytes, &map_x, kc * P::kBlockK, int32_t(b * args.n + row0),
+                            points_full);
+            }
+            for (int64_t step = 0; step < steps; step++) {
+                const int s = int(step % stages);
+                if (step >= stages) {
+                    mbarrier_wait(&empty[s], uint32_t((step / stages - 1) & 1));
+                }
+                const int col = int(step % k_chunks) * P::kBlockK;
+                mbarrier_arrive_expect_tx(&full[s], P::kStageBytes);
+                tma_load_2d(ring + s * P::kStageBytes, &map_c, col,
+                            int32_t(b * args.k + (step / k_chunks) * P::kBlockN), &full[s]);
+            }
+        }
+    } else {
+        warpgroup_reg_alloc<kConsumerRegs>();
+        // Each consumer owns 128 points as two 64-row slabs.
+        const int consumer = warpgroup - 1;
+        const float* bias = args.c_bias + b * args.k;
+        float acc[2][64];
+        RowBest best[2];
+        mbarrier_wait(points_full, 0);
+        for (int64_t step = 0; step < steps; step++) {
+            const int s = int(step % stages);
+            const int kc = int(step % k_chunks);
+            mbarrier_wait(&full[s], uint32_t((step / stages) & 1));
+            const uint64_t desc_b = wgmma_descriptor(ring + s * P::kStageBytes);
+            unsigned char* chunk = points + kc * P::kPointChunkBytes + consumer * 128 * 128;
+            wgmma_fence();
 #pragma unroll
-                for (int j = 0; j < P::kBlockN / 8; j++) {
+            for (int kk = 0; kk < P::kBlockK / 16; kk++) {
 #pragma unroll
-                    for (int e = 0; e < 2; e++) {
-                        const int64_t col = col0 + 8 * j + e;
-                        const float cb = col < args.k ? __ldg(bias + col) : INFINITY;
+                for (int slab = 0; slab < 2; slab++) {
+                    wgmma_m64n128k16<Half>(acc[slab], wgmma_descriptor_k(wgmma_descriptor(chunk + slab * 64 * 128), kk),
+                                           wgmma_descriptor_k(desc_b, kk), kc > 0 || kk > 0);
+                }
+            }
+            wgmma_commit();
+            wgmma_wait_all();
+            if (t == 0) {
+                mbarrier_arrive(&empty[s]);
+            }
+            if (kc == k_chunks - 1) {
 #pragma unroll
-                        for (int h = 0; h < 2; h++) {
-                            const float dot = acc[4 * j + 2 * h + e];
-                            const float score = kInnerProduct ? cb - dot : fmaf(-2.0f, dot, cb);
-                            if (score < best[h]) {
-                                best[h] = score;
-                                best_idx[h] = int32_t(col);
-                            }
-                        }
-                    }
+                for (int slab = 0; slab < 2; slab++) {
+                    fold_tile<kInnerProduct, P::kBlockN / 8>(acc[slab], (step / k_chunks) * P::kBlockN, bias, args.k,
+                                                             best[slab]);
                 }
             }
         }
-        // The 4 lanes of a quad share rows; one warpgroup owns all columns
-        // of its 64 rows, so the quad reduction is the last one.
 #pragma unroll
-        for (int h = 0; h < 2; h++) {
-            float sc = best[h];
-            int32_t i = best_idx[h];
-#pragma unroll
-            for (int off = 1; off < 4; off *= 2) {
-                const float os = __shfl_xor_sync(0xffffffff, sc, off);
-                const int32_t oi = __shfl_xor_sync(0xffffffff, i, off);
-                if (better(os, oi, sc, i)) {
-                    sc = os;
-                    i = oi;
-                }
-            }
-            const int r = consumer * 64 + warp * 16 + lane / 4 + 8 * h;
-            const int64_t row = row0 + r;
-            if (lane % 4 == 0) {
-                float dist = 0;
-                if (row < args.n) {
-                    const int64_t out = b * args.n + row;
-                    dist = kInnerProduct ? -sc : fmaxf(args.x_norms[out] + sc, 0.0f);
-                    args.labels[out] = i;
-                    if (args.distances) {
-                        args.distances[out] = dist;
-                    }
-                }
-                row_dist[r] = dist;
-            }
+        for (int slab = 0; slab < 2; slab++) {
+            finish_rows<kInnerProduct>(best[slab], args, b, row0, consumer * 128 + slab * 64, row_dist);
         }
     }
     __syncthreads();
-    if (threadIdx.x == 0) {
-        double total = 0; // fixed order: deterministic
-        for (int r = 0; r < P::kBlockM; r++) {
-            total += row_dist[r];
-        }
-        args.obj_partials[blockIdx.x] = total;
-    }
+    write_objective_share(row_dist, P::kBlockM, args);
 #endif
 }
 
@@ -191,12 +360,12 @@ PFN_cuTensorMapEncodeTiled_v12000 tensor_map_encoder() {
 }
 
 /// 2D map over `rows` rows of `ld` 16-bit elements (d_pad used), boxes of
-/// kBlockK columns x box_rows rows, 128B swizzle, zero fill out of bounds.
+/// 64 columns x box_rows rows, 128B swizzle, zero fill out of bounds.
 CUtensorMap make_map(const void* base, CUtensorMapDataType type, int64_t rows, int64_t ld, int d_pad, int box_rows) {
     CUtensorMap map;
     const cuuint64_t dims[2] = {cuuint64_t(d_pad), cuuint64_t(rows)};
     const cuuint64_t strides[1] = {cuuint64_t(ld) * 2};
-    const cuuint32_t box[2] = {cuuint32_t(Sm90AssignPolicy::kBlockK), cuuint32_t(box_rows)};
+    const cuuint32_t box[2] = {64, cuuint32_t(box_rows)};
     const cuuint32_t elem_strides[2] = {1, 1};
     const CUresult r = tensor_map_encoder()(
             &map, type, 2, const_cast<void*>(base), dims, strides, box, elem_strides, CU_TENSOR_MAP_INTERLEAVE_NONE,
@@ -205,30 +374,50 @@ CUtensorMap make_map(const void* base, CUtensorMapDataType type, int64_t rows, i
     return map;
 }
 
-template <typename Half, bool kInnerProduct>
-void launch(const AssignArgs& args, cudaStream_t stream) {
-    using P = Sm90AssignPolicy;
-    auto kernel = flash_assign_sm90_kernel<Half, kInnerProduct>;
-    const cudaError_t attr = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(P::kSmemBytes));
+template <typename Kernel>
+void reserve_smem(Kernel kernel, size_t bytes) {
+    const cudaError_t attr = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(bytes));
     FAISS_THROW_IF_NOT_FMT(attr == cudaSuccess, "FlashAssign sm90: cannot reserve %zd bytes of shared memory: %s",
-                           P::kSmemBytes, cudaGetErrorString(attr));
-    const CUtensorMapDataType type =
-            std::is_same_v<Half, __half> ? CU_TENSOR_MAP_DATA_TYPE_FLOAT16 : CU_TENSOR_MAP_DATA_TYPE_BFLOAT16;
-    const CUtensorMap map_x = make_map(args.x, type, args.batch * args.n, args.ldx, args.d_pad, P::kBlockM);
-    const CUtensorMap map_c = make_map(args.c, type, args.batch * args.k, args.ldc, args.d_pad, P::kBlockN);
-    const int64_t m_tiles = (args.n + P::kBlockM - 1) / P::kBlockM;
-    kernel<<<dim3(unsigned(args.batch * m_tiles)), P::kThreads, P::kSmemBytes, stream>>>(map_x, map_c, args, m_tiles);
+                           bytes, cudaGetErrorString(attr));
+}
+
+void check_launch() {
     const cudaError_t err = cudaGetLastError();
     FAISS_THROW_IF_NOT_FMT(err == cudaSuccess, "FlashAssign sm90 launch failed: %s", cudaGetErrorString(err));
 }
 
-template <typename Half>
-void launch_metric(const AssignArgs& args, cudaStream_t stream) {
-    if (args.inner_product) {
-        launch<Half, true>(args, stream);
+template <typename Half, bool kInnerProduct>
+int64_t launch(const AssignArgs& args, cudaStream_t stream) {
+    const CUtensorMapDataType type =
+            std::is_same_v<Half, __half> ? CU_TENSOR_MAP_DATA_TYPE_FLOAT16 : CU_TENSOR_MAP_DATA_TYPE_BFLOAT16;
+    if (args.d_pad <= ResidentPolicy::kMaxDim) {
+        using P = ResidentPolicy;
+        auto kernel = flash_assign_resident_kernel<Half, kInnerProduct>;
+        const int stages = P::stages(args.d_pad);
+        const size_t smem = P::smem_bytes(args.d_pad, stages);
+        reserve_smem(kernel, smem);
+        const CUtensorMap map_x = make_map(args.x, type, args.batch * args.n, args.ldx, args.d_pad, P::kBlockM);
+        const CUtensorMap map_c = make_map(args.c, type, args.batch * args.k, args.ldc, args.d_pad, P::kBlockN);
+        const int64_t m_tiles = (args.n + P::kBlockM - 1) / P::kBlockM;
+        kernel<<<dim3(unsigned(args.batch * m_tiles)), P::kThreads, smem, stream>>>(map_x, map_c, args, m_tiles, stages);
+        check_launch();
+        return m_tiles;
     } else {
-        launch<Half, false>(args, stream);
+        using P = StreamingPolicy;
+        auto kernel = flash_assign_streaming_kernel<Half, kInnerProduct>;
+        reserve_smem(kernel, P::kSmemBytes);
+        const CUtensorMap map_x = make_map(args.x, type, args.batch * args.n, args.ldx, args.d_pad, P::kBlockM);
+        const CUtensorMap map_c = make_map(args.c, type, args.batch * args.k, args.ldc, args.d_pad, P::kBlockN);
+        const int64_t m_tiles = (args.n + P::kBlockM - 1) / P::kBlockM;
+        kernel<<<dim3(unsigned(args.batch * m_tiles)), P::kThreads, P::kSmemBytes, stream>>>(map_x, map_c, args, m_tiles);
+        check_launch();
+        return m_tiles;
     }
+}
+
+template <typename Half>
+int64_t launch_metric(const AssignArgs& args, cudaStream_t stream) {
+    return args.inner_product ? launch<Half, true>(args, stream) : launch<Half, false>(args, stream);
 }
 
 } // namespace
@@ -239,7 +428,7 @@ bool sm90_assign_supported(const AssignArgs& args, Operand op) {
     }
     // TMA coordinates are 32-bit; tiny d or k leave most of a wgmma idle.
     if (args.batch * args.n >= (int64_t(1) << 31) || args.batch * args.k >= (int64_t(1) << 31) ||
-        args.d_pad < Sm90AssignPolicy::kBlockK || args.k <= 128) {
+        args.d_pad < 64 || args.k <= 128) {
         return false;
     }
     int device = 0;
@@ -249,19 +438,15 @@ bool sm90_assign_supported(const AssignArgs& args, Operand op) {
     }
     cudaFuncAttributes attr;
     // The kernel has a body only in the sm_90a build: check what was loaded.
-    if (cudaFuncGetAttributes(&attr, flash_assign_sm90_kernel<__half, false>) != cudaSuccess) {
+    if (cudaFuncGetAttributes(&attr, flash_assign_resident_kernel<__half, false>) != cudaSuccess) {
         cudaGetLastError();
         return false;
     }
     return prop.major == 9 && attr.binaryVersion == 90;
 }
 
-void flash_assign_sm90(const AssignArgs& args, Operand op, cudaStream_t stream) {
-    if (op == Operand::F16) {
-        launch_metric<__half>(args, stream);
-    } else {
-        launch_metric<__nv_bfloat16>(args, stream);
-    }
+int64_t flash_assign_sm90(const AssignArgs& args, Operand op, cudaStream_t stream) {
+    return op == Operand::F16 ? launch_metric<__half>(args, stream) : launch_metric<__nv_bfloat16>(args, stream);
 }
 
 } // namespace kernels

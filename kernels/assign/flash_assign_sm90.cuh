@@ -12,7 +12,8 @@ namespace kernels {
 /// (16-bit operands, d >= 64, k > 128, 32-bit row coordinates) suit it.
 bool sm90_assign_supported(const AssignArgs& args, Operand op);
 
-void flash_assign_sm90(const AssignArgs& args, Operand op, cudaStream_t stream);
+/// Returns the CTAs per problem it used (see flash_assign).
+int64_t flash_assign_sm90(const AssignArgs& args, Operand op, cudaStream_t stream);
 
 } // namespace kernels
 } // namespace faiss_flash
