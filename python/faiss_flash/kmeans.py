@@ -182,7 +182,8 @@ def batch_kmeans(x, k, niter=25, *, metric="l2", init_centroids=None,
     return (labels, centroids, obj) if return_obj else (labels, centroids)
 
 
-_METRICS = {"l2": False, 0: False, "ip": True, "inner_product": True, 1: True}
+# faiss::MetricType values: METRIC_INNER_PRODUCT = 0, METRIC_L2 = 1
+_METRICS = {"l2": False, 1: False, "ip": True, "inner_product": True, 0: True}
 
 
 def _is_inner_product(metric):
