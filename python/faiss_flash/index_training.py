@@ -47,7 +47,8 @@ def train_index(index, x, **params):
     except ImportError as e:
         warnings.warn(
             f"train_index: {e}\nTraining a copy of the index instead (through "
-            "faiss.serialize_index): use the returned index.", RuntimeWarning,
+            "faiss.serialize_index): `index` stays untrained, use the returned "
+            "trained copy.", RuntimeWarning,
             stacklevel=2)
         trained = _train_serialized(faiss.serialize_index(index), x, params)
         return faiss.deserialize_index(trained)

@@ -128,8 +128,8 @@ def test_train_index_in_place():
 
 @requires_hooks
 def test_train_index_factory_chain():
-    xt, xb, xq = get_dataset_2(32, 3000, 500, 20)
-    index = faiss.index_factory(32, "PCA16,IVF16,PQ4")
+    xt, xb, xq = get_dataset_2(32, 1000, 500, 20)
+    index = faiss.index_factory(32, "PCA16,IVF16,PQ4x4")
     faiss_flash.train_index(index, xt, num_threads=1)
     assert index.is_trained
     index.add(xb)
