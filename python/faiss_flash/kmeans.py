@@ -37,6 +37,9 @@ class Kmeans:
     ``progressive_dim_steps`` (faiss's ProgressiveDimClustering) is not
     supported.
 
+    cp : the parameters, a numpy_api.FlashClusteringParameters (the fields
+        of faiss.ClusteringParameters and of FlashParameters)
+
     Attributes after train
     ----------------------
     centroids : (k, d) float32 array
