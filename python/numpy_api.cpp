@@ -1,5 +1,11 @@
 #include "numpy_api.h"
 
+#include <faiss/impl/FaissAssert.h>
+
+#ifdef FAISS_FLASH_WITH_CUDA
+#include <faiss_flash/gpu/DeviceKMeans.h>
+#endif
+
 #include <algorithm>
 
 #include <faiss/IndexFlat.h>
@@ -71,6 +77,37 @@ void batch_kmeans_into(
     std::copy(r.labels.begin(), r.labels.end(), labels);
     std::copy(r.centroids.begin(), r.centroids.end(), centroids);
     std::copy(r.obj.begin(), r.obj.end(), obj);
+}
+
+void batch_kmeans_device(
+        const FlashClusteringParameters& params,
+        bool inner_product,
+        int dtype,
+        int64_t batch,
+        int64_t n,
+        int64_t d,
+        int64_t ldx,
+        int64_t k,
+        uint64_t x,
+        uint64_t stream,
+        uint64_t centroids,
+        bool centroids_are_init,
+        uint64_t labels,
+        double* obj) {
+#ifdef FAISS_FLASH_WITH_CUDA
+    FAISS_THROW_IF_NOT_FMT(dtype >= 0 && dtype <= 2, "unknown dtype code %d", dtype);
+    const gpu::DeviceDType types[] = {gpu::DeviceDType::F32, gpu::DeviceDType::F16, gpu::DeviceDType::BF16};
+    gpu::DeviceKMeansResult r = gpu::device_batch_kmeans(
+            reinterpret_cast<const void*>(x), types[dtype], batch, n, d, ldx, k, params,
+            reinterpret_cast<cudaStream_t>(stream), reinterpret_cast<float*>(centroids), centroids_are_init,
+            reinterpret_cast<int32_t*>(labels), nullptr,
+            inner_product ? Metric::InnerProduct : Metric::L2);
+    std::copy(r.obj.begin(), r.obj.end(), obj);
+#else
+    FAISS_THROW_MSG(
+            "GPU arrays need the CUDA backend, and this build of faiss_flash "
+            "has none (FAISS_FLASH_ENABLE_GPU=OFF)");
+#endif
 }
 
 } // namespace python

@@ -73,6 +73,35 @@ void batch_kmeans_into(
         float* centroids,
         double* obj);
 
+/** faiss_flash::gpu::device_batch_kmeans on GPU arrays (PyTorch tensors,
+ * CuPy arrays, anything with __cuda_array_interface__): no copy to the host.
+ * Pointers are device addresses as integers; the work is ordered on
+ * `stream` (a cudaStream_t as an integer, 0 = legacy default stream).
+ *
+ * @param dtype           0 = float32, 1 = float16, 2 = bfloat16
+ * @param x               batch·n rows of ldx elements (ldx >= d)
+ * @param centroids       out: batch×k×d float32 (also the initial centroids
+ *                        when centroids_are_init)
+ * @param labels          out: batch×n int32, or 0
+ * @param obj             out: batch objectives of the last iteration
+ * Throws when this build has no CUDA backend.
+ */
+void batch_kmeans_device(
+        const FlashClusteringParameters& params,
+        bool inner_product,
+        int dtype,
+        int64_t batch,
+        int64_t n,
+        int64_t d,
+        int64_t ldx,
+        int64_t k,
+        uint64_t x,
+        uint64_t stream,
+        uint64_t centroids,
+        bool centroids_are_init,
+        uint64_t labels,
+        double* obj);
+
 #ifdef FAISS_FLASH_PYTHON_HOOKS
 /** faiss_flash::train_index on an index given in FAISS's serialized form
  * (faiss.serialize_index / faiss::write_index): read with faiss::read_index,

@@ -40,19 +40,13 @@ def check_positive(**sizes):
 def host_float32(x, name):
     """x as a C-contiguous float32 host array (a copy only when needed).
 
-    GPU arrays (``__cuda_array_interface__``) are refused: no entry point
-    takes device memory yet.
+    GPU arrays (``__cuda_array_interface__``) are refused here: only
+    batch_kmeans takes device memory (see _device.py).
     """
     if hasattr(x, "__cuda_array_interface__"):
-        if not numpy_api.cuda_backend_available():
-            raise TypeError(
-                f"{name} is a GPU array (it has __cuda_array_interface__) but "
-                "this faiss_flash has no CUDA backend "
-                "(faiss_flash.cuda_backend_available() is False): copy it to "
-                "host memory first, e.g. tensor.cpu().numpy()")
-        raise NotImplementedError(
-            f"{name} is a GPU array: the CUDA backend's device-pointer API is "
-            "not exposed to Python yet; copy it to host memory first")
+        raise TypeError(
+            f"{name} is a GPU array: only faiss_flash.batch_kmeans takes GPU "
+            "arrays; copy it to host memory first, e.g. tensor.cpu().numpy()")
     return np.ascontiguousarray(x, dtype=np.float32)
 
 

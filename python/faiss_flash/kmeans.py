@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from . import _inputs
+from . import _device, _inputs
 from . import _interop
 from . import numpy_api
 
@@ -136,11 +136,13 @@ def batch_kmeans(x, k, niter=25, *, metric="l2", init_centroids=None,
     Parameters
     ----------
     x : (B, n, d) or (n, d) array
-        Host arrays only. The engine computes in float32: float16, bfloat16,
+        Host arrays: the engine computes in float32, so float16, bfloat16,
         float64 (any non-float32) input is converted to a float32 copy on
-        the host first, as FAISS converts. GPU arrays
-        (``__cuda_array_interface__``) are refused with an error until the
-        CUDA backend's device API exists.
+        the host first, as FAISS converts. GPU arrays (PyTorch CUDA tensors,
+        CuPy arrays) of float32, float16 or bfloat16 (torch) are clustered
+        in place on their device and stream, in their own precision (16-bit
+        inputs multiply exactly on the tensor cores); labels and centroids
+        come back as arrays of the same library on the same device.
     k : int
     niter : int
     metric : "l2" or "ip" (also faiss.METRIC_L2 / faiss.METRIC_INNER_PRODUCT)
@@ -157,6 +159,8 @@ def batch_kmeans(x, k, niter=25, *, metric="l2", init_centroids=None,
     obj : (B,) float64 or a float, when return_obj
     """
     _inputs.check_positive(k=k)
+    if _device.is_device_array(x):
+        return _batch_kmeans_device(x, k, niter, metric, init_centroids, return_obj, params)
     x = _inputs.host_float32(x, "x")
     if x.ndim not in (2, 3):
         raise ValueError(
@@ -180,6 +184,41 @@ def batch_kmeans(x, k, niter=25, *, metric="l2", init_centroids=None,
     numpy_api.batch_kmeans_into(
         cp, _is_inner_product(metric), batch, n, d, k, points,
         init_centroids, labels, centroids, obj)
+    if not batched:
+        labels, centroids, obj = labels[0], centroids[0], float(obj[0])
+    return (labels, centroids, obj) if return_obj else (labels, centroids)
+
+
+def _batch_kmeans_device(x, k, niter, metric, init_centroids, return_obj, params):
+    """batch_kmeans for GPU arrays: numpy_api.batch_kmeans_device, results
+    allocated by x's library on x's device."""
+    if not numpy_api.cuda_backend_available():
+        raise TypeError(
+            "x is a GPU array but this faiss_flash has no usable CUDA backend "
+            "(faiss_flash.cuda_backend_available() is False): copy it to host "
+            "memory first, e.g. tensor.cpu().numpy()")
+    view = _device.DeviceArray(x, "x")
+    if len(view.shape) not in (2, 3):
+        raise ValueError(f"x must be a (B, n, d) or (n, d) array, got shape {view.shape}")
+    batched = len(view.shape) == 3
+    batch, n, d = view.shape if batched else (1,) + view.shape
+    ldx = view.row_stride("x")
+    cp = _inputs.flash_clustering_parameters(
+        dict(params, niter=niter, backend="cuda", device=view.device), "batch_kmeans")
+    centroids = view.empty((batch, k, d), "float32")
+    labels = view.empty((batch, n), "int32")
+    if init_centroids is not None:
+        expected = (batch, k, d) if batched else (k, d)
+        if tuple(init_centroids.shape) != expected:
+            raise ValueError(
+                f"init_centroids must have shape {expected}, got {tuple(init_centroids.shape)}")
+        centroids[...] = init_centroids.reshape(batch, k, d)
+    obj = np.empty(batch, dtype=np.float64)
+    numpy_api.batch_kmeans_device(
+        cp, _is_inner_product(metric), view.code, batch, n, d, ldx, k, view.ptr,
+        view.stream, _device.address(centroids), init_centroids is not None,
+        _device.address(labels), obj)
+    labels = labels.long() if hasattr(labels, "long") else labels.astype("int64")
     if not batched:
         labels, centroids, obj = labels[0], centroids[0], float(obj[0])
     return (labels, centroids, obj) if return_obj else (labels, centroids)
