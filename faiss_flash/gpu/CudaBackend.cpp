@@ -57,13 +57,15 @@ CudaBackend::CudaBackend(const FlashParameters& params, cudaStream_t stream)
             device_,
             count);
     DeviceScope scope(device_);
-    if (!stream_) {
-        FAISS_FLASH_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
-        owns_stream_ = true;
-    }
     for (cudaEvent_t& e : events_) {
         FAISS_FLASH_CUDA_CHECK(cudaEventCreate(&e));
     }
+}
+
+CudaBackend::CudaBackend(const FlashParameters& params) : CudaBackend(params, nullptr) {
+    DeviceScope scope(device_);
+    FAISS_FLASH_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+    owns_stream_ = true;
 }
 
 CudaBackend::~CudaBackend() {

@@ -27,8 +27,11 @@ Operand choose_operand(PointType points, Precision precision);
 
 class CudaBackend : public LloydBackend {
    public:
-    /// stream = nullptr: the backend creates (and destroys) its own.
-    explicit CudaBackend(const FlashParameters& params, cudaStream_t stream = nullptr);
+    /// Work goes on a stream the backend creates (and destroys).
+    explicit CudaBackend(const FlashParameters& params);
+    /// Work goes on the caller's stream, the legacy default stream (0)
+    /// included, ordered after what the caller queued there.
+    CudaBackend(const FlashParameters& params, cudaStream_t stream);
     ~CudaBackend() override;
 
     const char* name() const override {
