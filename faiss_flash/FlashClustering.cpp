@@ -14,6 +14,7 @@
 
 #include <faiss_flash/engine/LloydDriver.h>
 #include <faiss_flash/engine/backend_factory.h>
+#include <faiss_flash/engine/faiss_metric.h>
 #include <faiss_flash/engine/input_checks.h>
 
 namespace faiss_flash {
@@ -92,8 +93,7 @@ void FlashClustering::train(
             int(index.d),
             int(d));
 
-    if (index.metric_type != faiss::METRIC_L2 &&
-        index.metric_type != faiss::METRIC_INNER_PRODUCT) {
+    if (!has_fused_kernel(index.metric_type)) {
         // Only L2 and IP have fused kernels; other metrics keep FAISS's path.
         last_backend = "faiss";
         faiss::Clustering::train(nx, x_in, index, weights);
@@ -164,9 +164,7 @@ void FlashClustering::train(
     shape.n = nx;
     shape.d = d;
     shape.k = k;
-    shape.metric = index.metric_type == faiss::METRIC_L2
-            ? Metric::L2
-            : Metric::InnerProduct;
+    shape.metric = engine_metric(index.metric_type);
 
     std::unique_ptr<LloydBackend> backend = make_backend(*this);
     last_backend = backend->name();

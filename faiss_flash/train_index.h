@@ -13,12 +13,28 @@
 namespace faiss_flash {
 
 /** Trains `index` on n vectors x, running every k-means it needs in
- * faiss_flash's engine: the coarse quantizer of IndexIVF subclasses (with
- * the index's `cp` settings; inner-product metric => spherical, as FAISS),
- * the PQ codebooks (the M sub-quantizers as one batched problem), through
- * IndexPreTransform chains (transforms are trained by FAISS first) and
- * index_factory products. What is not k-means (scalar quantizer ranges,
- * OPQ rotations, ...) is trained by FAISS itself.
+ * faiss_flash's engine, with FAISS 1.7.3's semantics:
+ *
+ * - IndexIVF subclasses: the coarse quantizer as Level1Quantizer::train_q1
+ *   does, with FlashClustering and the index's `cp` (niter 10; inner
+ *   product => cp.spherical, set by IndexIVF's constructor), for
+ *   quantizer_trains_alone 0 and 2 (1: the quantizer is trained by
+ *   train_index itself). A quantizer already trained with nlist entries is
+ *   kept, as FAISS keeps it. clustering_index, when set, receives the
+ *   centroids and its metric picks the assignment, as in FAISS.
+ * - IndexIVFPQ, IndexIVFPQFastScan and IndexPQ (these exact types): the PQ
+ *   codebooks, the M sub-quantizers as one batch_kmeans problem, on FAISS's
+ *   training sample (pq.cp subsampling, residuals to the coarse centroids
+ *   when by_residual); polysemous reordering and precomputed tables by
+ *   FAISS afterwards, as their train does.
+ * - IndexPreTransform: the untrained transforms by FAISS in chain order,
+ *   each on the output of the previous ones, then the sub-index by
+ *   train_index. IndexIDMap(2) and IndexRefine: their sub-indexes.
+ * - Everything else that is not k-means (IVF scalar quantizer ranges, OPQ
+ *   rotations, other index types) is trained by FAISS's own train().
+ *
+ * Throws faiss::FaissException for a null index, n <= 0, non-finite input
+ * and fewer training vectors than centroids (FAISS's message).
  */
 void train_index(
         faiss::Index* index,
@@ -35,13 +51,34 @@ struct RetrainReport {
 };
 
 /** Re-trains the coarse quantizer of a trained IVF index on a new sample
- * x_new, warm-started from its current centroids, then moves every stored
- * vector to its new list (ids kept).
+ * x_new (n × d, n >= nlist), warm-started from its current centroids, then
+ * moves every stored vector to its new list.
  *
- * IVFFlat: exact, the stored vectors are the originals. Compressed codes
- * (IVFPQ, IVFSQ, ...): vectors are reconstructed from their codes and
- * re-encoded against the new centroids, unless `originals` (ntotal × d,
- * in id order 0..ntotal-1 as added) is given, which is then used instead.
+ * The k-means is FlashClustering with ivf->cp (niter, subsampling above
+ * nlist · max_points_per_centroid, spherical) starting from the centroids
+ * read back from ivf->quantizer, which is then reset and refilled; the
+ * quantizer must be able to reconstruct them (IndexFlat, IndexHNSWFlat, ...)
+ * and must not be one that trains alone (quantizer_trains_alone == 1).
+ *
+ * Stored vectors: the index is emptied (reset) and every vector re-added
+ * with its id, in its new list, in id order. ntotal and the ids are kept;
+ * the direct-map type is kept (an Array map is rebuilt, its ids being
+ * 0..ntotal-1).
+ * - IndexIVFFlat: exact, the stored codes are the original floats.
+ * - Compressed codes (IVFPQ, IVFSQ, IVFPQFastScan, ...): each vector is
+ *   reconstructed from its code with the old coarse centroid
+ *   (reconstruct_from_offset: centroid + decoded residual when by_residual),
+ *   then re-encoded against its new centroid: the error of the old code is
+ *   kept and the new encoding adds its own. With `originals` (ntotal × d,
+ *   row i = the vector of id i; the ids must be 0..ntotal-1) those rows are
+ *   encoded instead, as a fresh add would.
+ * - The second-level codec (PQ codebooks, SQ ranges) is NOT re-trained: it
+ *   was trained on the old residual distribution. IVFPQ / IVFPQFastScan
+ *   precomputed tables are rebuilt for the new centroids.
+ *
+ * Throws faiss::FaissException for a null or untrained index, a quantizer
+ * with the wrong dimension or size, n < nlist, non-finite input, ids
+ * outside [0, ntotal) with originals.
  */
 RetrainReport retrain_ivf(
         faiss::IndexIVF* ivf,

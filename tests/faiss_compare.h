@@ -1,20 +1,27 @@
 // Runs faiss::Clustering and faiss_flash::FlashClustering on the same input
 // and compares what a FAISS user observes: per-iteration objective, final
-// centroids, the index's content.
+// centroids, the index's content; and whole indexes trained by FAISS and by
+// train_index, by their recall.
 
 #pragma once
 
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <functional>
+#include <iostream>
 #include <memory>
 #include <vector>
 
 #include <faiss/Clustering.h>
 #include <faiss/IndexFlat.h>
+#include <faiss/index_factory.h>
 
 #include <faiss_flash/FlashClustering.h>
 #include <faiss_flash/engine/backend_factory.h>
+#include <faiss_flash/train_index.h>
+
+#include "knn_recall.h"
 
 namespace faiss_flash {
 namespace testing {
@@ -113,6 +120,64 @@ inline void expect_equivalent(
     EXPECT_LE(diff, centroid_rtol * norm + 1e-30)
             << "relative squared centroid difference " << diff / norm;
     EXPECT_EQ(p.faiss.index_ntotal, p.flash.index_ntotal);
+}
+
+/// One index_factory product trained by FAISS (index.train) and one
+/// trained by train_index, then both filled with the same database.
+/// configure, if given, adjusts both before training.
+struct IndexPair {
+    std::unique_ptr<faiss::Index> faiss;
+    std::unique_ptr<faiss::Index> flash;
+};
+
+inline IndexPair train_both_and_add(
+        const char* factory,
+        int d,
+        int64_t n_train,
+        const float* x_train,
+        int64_t nb,
+        const float* xb,
+        faiss::MetricType metric = faiss::METRIC_L2,
+        const std::function<void(faiss::Index&)>& configure = {}) {
+    IndexPair p;
+    p.faiss.reset(faiss::index_factory(d, factory, metric));
+    p.flash.reset(faiss::index_factory(d, factory, metric));
+    if (configure) {
+        configure(*p.faiss);
+        configure(*p.flash);
+    }
+    p.faiss->train(n_train, x_train);
+    FlashParameters cpu;
+    cpu.backend = BackendKind::CPU;
+    train_index(p.flash.get(), n_train, x_train, cpu);
+    EXPECT_TRUE(p.flash->is_trained);
+    p.faiss->add(nb, xb);
+    p.flash->add(nb, xb);
+    return p;
+}
+
+/// Recall@k of both indexes against the exact neighbours among xb, printed,
+/// and the FAISS-trained one's within `tol`.
+inline void expect_same_recall(
+        const IndexPair& p,
+        const float* xb,
+        int64_t nb,
+        const float* xq,
+        int64_t nq,
+        int nprobe,
+        double tol,
+        int k = 10) {
+    const int d = p.faiss->d;
+    std::vector<idx_t> gt =
+            exact_knn(xb, nb, xq, nq, d, k, p.faiss->metric_type);
+    set_nprobe(p.faiss.get(), nprobe);
+    set_nprobe(p.flash.get(), nprobe);
+    const double r_faiss = recall_at_k(*p.faiss, xq, nq, gt, k);
+    const double r_flash = recall_at_k(*p.flash, xq, nq, gt, k);
+    std::cout << "recall@" << k << " nprobe=" << nprobe
+              << ": FAISS-trained " << r_faiss << ", train_index "
+              << r_flash << "\n";
+    EXPECT_NEAR(r_flash, r_faiss, tol);
 }
 
 /// Test fixture parameterised by backend; CUDA cases skip visibly where no

@@ -19,17 +19,6 @@ using namespace faiss_flash::testing;
 
 namespace {
 
-/// The message of the FaissException thrown by f, or "" if none.
-template <class F>
-std::string error_of(F&& f) {
-    try {
-        f();
-    } catch (const faiss::FaissException& e) {
-        return e.msg;
-    }
-    return "";
-}
-
 FlashClusteringParameters cpu_params() {
     FlashClusteringParameters p;
     p.backend = BackendKind::CPU;

@@ -6,7 +6,10 @@
 #include <cstdint>
 #include <limits>
 #include <random>
+#include <string>
 #include <vector>
+
+#include <faiss/impl/FaissException.h>
 
 #include <faiss_flash/engine/LloydBackend.h>
 
@@ -30,18 +33,26 @@ inline std::vector<float> randn(size_t count, uint64_t seed) {
     return v;
 }
 
-/// n points around `centers` well separated Gaussian centres, in d dims.
-inline std::vector<float> gaussian_mixture(
-        int64_t n,
+/// `centers` Gaussian centres in d dims, coordinates 4·N(0, 1): well
+/// separated for unit-variance clusters.
+inline std::vector<float> mixture_centres(int centers, int64_t d, uint64_t seed) {
+    std::vector<float> mu = randn(size_t(centers) * d, seed);
+    for (float& f : mu) {
+        f *= 4;
+    }
+    return mu;
+}
+
+/// n points, each around a uniformly drawn centre of `mu` (centres × d),
+/// unit variance.
+inline std::vector<float> sample_mixture(
+        const std::vector<float>& mu,
         int64_t d,
-        int centers,
+        int64_t n,
         uint64_t seed) {
     std::mt19937_64 rng(seed);
     std::normal_distribution<float> g;
-    std::vector<float> mu(centers * d);
-    for (float& f : mu) {
-        f = 4 * g(rng);
-    }
+    const int64_t centers = mu.size() / d;
     std::vector<float> x(n * d);
     for (int64_t i = 0; i < n; i++) {
         const int64_t c = rng() % centers;
@@ -50,6 +61,26 @@ inline std::vector<float> gaussian_mixture(
         }
     }
     return x;
+}
+
+/// n points around `centers` well separated Gaussian centres, in d dims.
+inline std::vector<float> gaussian_mixture(
+        int64_t n,
+        int64_t d,
+        int centers,
+        uint64_t seed) {
+    return sample_mixture(mixture_centres(centers, d, seed), d, n, seed + 1);
+}
+
+/// The message of the FaissException thrown by f, or "" if none.
+template <class F>
+std::string error_of(F&& f) {
+    try {
+        f();
+    } catch (const faiss::FaissException& e) {
+        return e.msg;
+    }
+    return "";
 }
 
 /// fp64 score of point i against centroid c (lower is better for both
