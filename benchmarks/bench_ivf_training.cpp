@@ -22,11 +22,11 @@
 
 #include <faiss/index_factory.h>
 
+#include <faiss_flash/cli/comparison.h>
 #include <faiss_flash/io/idx_format.h>
 #include <faiss_flash/train_index.h>
 
 #include "../tests/knn_recall.h"
-#include "bench_common.h"
 
 using namespace faiss_flash;
 
@@ -121,10 +121,8 @@ void run(const Dataset& ds, const std::vector<std::string>& factories) {
 int main(int argc, char** argv) {
     const int64_t n = argc > 1 ? std::atoll(argv[1]) : 262144;
     const int nlist = argc > 2 ? std::atoi(argv[2]) : 4096;
-    printf("machine: %s, %d OpenMP threads; recall@%d at nprobe %d, "
-           "1000 queries\n\n",
-           bench::cpu_model().c_str(), omp_get_max_threads(), kNeighbours,
-           kNprobe);
+    printf("machine: %s; recall@%d at nprobe %d, 1000 queries\n\n",
+           cli::machine_description().c_str(), kNeighbours, kNprobe);
     printf("| data | index | FAISS train s | train_index s | speedup | "
            "FAISS recall@10 | train_index recall@10 |\n");
     printf("|---|---|---|---|---|---|---|\n");

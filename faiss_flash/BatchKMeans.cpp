@@ -34,7 +34,7 @@ BatchKMeansResult batch_kmeans(
     }
 
     BatchKMeansResult r;
-    r.obj = run_lloyd(*backend, shape, LloydSchedule::from(params, params.tol),
+    r.obj = run_lloyd(*backend, shape, LloydSchedule::from(params, params),
                       init_centroids ? k : 0, r.iteration_stats);
     r.centroids.resize(batch * k * d);
     backend->get_centroids(r.centroids.data());

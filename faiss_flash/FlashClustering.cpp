@@ -177,7 +177,7 @@ void FlashClustering::train(
 
     std::vector<std::vector<faiss::ClusteringIterationStats>> stats{
             iteration_stats};
-    run_lloyd(*backend, shape, LloydSchedule::from(*this, tol), n_provided,
+    run_lloyd(*backend, shape, LloydSchedule::from(*this, *this), n_provided,
               stats);
     iteration_stats = stats[0];
     backend->get_centroids(centroids.data());

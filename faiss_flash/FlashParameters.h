@@ -9,6 +9,8 @@
 
 #include <cstdint>
 
+#include <faiss_flash/IterationObserver.h>
+
 namespace faiss_flash {
 
 /// Where the Lloyd iterations run.
@@ -54,6 +56,10 @@ struct FlashParameters {
     /// problem of the batch. FAISS has no such rule: the default 0 runs
     /// exactly niter iterations, as FAISS does.
     float tol = 0;
+
+    /// Called after every Lloyd iteration with its statistics (not owned;
+    /// nullptr = none). See IterationObserver.
+    IterationObserver* observer = nullptr;
 };
 
 } // namespace faiss_flash

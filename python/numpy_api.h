@@ -102,7 +102,6 @@ void batch_kmeans_device(
         uint64_t labels,
         double* obj);
 
-#ifdef FAISS_FLASH_PYTHON_HOOKS
 /** faiss_flash::train_index on an index given in FAISS's serialized form
  * (faiss.serialize_index / faiss::write_index): read with faiss::read_index,
  * trained on the n×d rows x, written back. This crosses no object between
@@ -118,7 +117,6 @@ std::vector<uint8_t> train_serialized_index(
         int64_t n,
         int64_t d,
         const float* x);
-#endif
 
 } // namespace python
 } // namespace faiss_flash

@@ -1,5 +1,5 @@
-// Compiled only when the library has faiss_flash::train_index
-// (FAISS_FLASH_PYTHON_HOOKS); declared in numpy_api.h.
+// numpy_api's train_serialized_index (declared in numpy_api.h): train_index
+// on an index passed in FAISS's serialized form.
 
 #include "numpy_api.h"
 

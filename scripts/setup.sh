@@ -8,6 +8,7 @@ cd "$(dirname "$0")/.."
 
 packages=(cmake ninja-build g++ pkg-config zlib1g-dev
           libfaiss-dev libopenblas-dev libgtest-dev dataset-fashion-mnist
+          python3-matplotlib
           swig python3-dev python3-numpy python3-pytest python3-faiss)
 missing=()
 for p in "${packages[@]}"; do

@@ -3,7 +3,6 @@
 
 #pragma once
 
-#include <algorithm>
 #include <cstdint>
 #include <vector>
 
@@ -11,6 +10,8 @@
 #include <faiss/Index.h>
 #include <faiss/IndexFlat.h>
 #include <faiss/IndexIVF.h>
+
+#include <faiss_flash/cli/metrics.h>
 
 namespace faiss_flash {
 namespace testing {
@@ -46,14 +47,7 @@ inline double recall_at_k(
     std::vector<float> distances(nq * k);
     std::vector<idx_t> labels(nq * k);
     index.search(nq, xq, k, distances.data(), labels.data());
-    int64_t found = 0;
-    for (int64_t q = 0; q < nq; q++) {
-        const idx_t* truth = ground_truth.data() + q * k;
-        for (int j = 0; j < k; j++) {
-            found += std::count(truth, truth + k, labels[q * k + j]);
-        }
-    }
-    return double(found) / double(nq * k);
+    return cli::recall_at_k(nq, k, labels.data(), ground_truth.data());
 }
 
 /// Sets nprobe of the IVF index inside `index` (through pre-transforms,

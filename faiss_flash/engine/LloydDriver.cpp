@@ -12,7 +12,7 @@ namespace faiss_flash {
 
 LloydSchedule LloydSchedule::from(
         const faiss::ClusteringParameters& cp,
-        float tol) {
+        const FlashParameters& fp) {
     LloydSchedule s;
     s.niter = cp.niter;
     s.nredo = cp.nredo;
@@ -21,7 +21,8 @@ LloydSchedule LloydSchedule::from(
     s.int_centroids = cp.int_centroids;
     s.frozen_centroids = cp.frozen_centroids;
     s.seed = cp.seed;
-    s.tol = tol;
+    s.tol = fp.tol;
+    s.observer = fp.observer;
     return s;
 }
 
@@ -109,8 +110,10 @@ std::vector<double> run_lloyd(
             }
 
             double elapsed = (faiss::getmillisecs() - t0) / 1000.0;
+            double total_obj = 0;
             for (int64_t b = 0; b < B; b++) {
                 obj[b] = results[b].obj;
+                total_obj += obj[b];
                 stats[b].push_back(faiss::ClusteringIterationStats{
                         float(results[b].obj),
                         elapsed,
@@ -118,12 +121,8 @@ std::vector<double> run_lloyd(
                         results[b].imbalance_factor,
                         nsplit[b]});
             }
+            const faiss::ClusteringIterationStats& s = stats[0].back();
             if (schedule.verbose) {
-                const faiss::ClusteringIterationStats& s = stats[0].back();
-                double total_obj = 0;
-                for (double o : obj) {
-                    total_obj += o;
-                }
                 printf("  Iteration %d (%.2f s, search %.2f s): "
                        "objective=%g imbalance=%.3f nsplit=%d       \r",
                        it,
@@ -133,6 +132,16 @@ std::vector<double> run_lloyd(
                        s.imbalance_factor,
                        nsplit[0]);
                 fflush(stdout);
+            }
+            if (schedule.observer) {
+                IterationProgress progress;
+                progress.redo = redo;
+                progress.nredo = schedule.nredo;
+                progress.iteration = it;
+                progress.niter = schedule.niter;
+                progress.stats = s;
+                progress.objective = total_obj;
+                schedule.observer->on_iteration(progress);
             }
 
             backend.post_process(schedule.spherical, schedule.int_centroids);

@@ -8,11 +8,13 @@
 
 #include <faiss/Clustering.h>
 
+#include <faiss_flash/FlashParameters.h>
 #include <faiss_flash/engine/LloydBackend.h>
 
 namespace faiss_flash {
 
-/// The iteration schedule: FAISS's parameters plus the optional early stop.
+/// The iteration schedule: FAISS's parameters plus the optional early stop
+/// and progress hook of FlashParameters.
 struct LloydSchedule {
     int niter = 25;             ///< iterations per redo
     int nredo = 1;              ///< restarts; the best final objective wins
@@ -22,8 +24,11 @@ struct LloydSchedule {
     bool frozen_centroids = false; ///< never move the provided centroids
     int64_t seed = 1234;        ///< seed of the initial centroid draw
     float tol = 0;              ///< see FlashParameters::tol; 0 = never stop early
+    IterationObserver* observer = nullptr; ///< see FlashParameters::observer
 
-    static LloydSchedule from(const faiss::ClusteringParameters& cp, float tol);
+    static LloydSchedule from(
+            const faiss::ClusteringParameters& cp,
+            const FlashParameters& fp);
 };
 
 /** Runs the Lloyd iterations on a backend whose points are bound.

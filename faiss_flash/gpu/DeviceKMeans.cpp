@@ -44,7 +44,7 @@ DeviceKMeansResult device_batch_kmeans(
     }
 
     DeviceKMeansResult r;
-    r.obj = run_lloyd(backend, shape, LloydSchedule::from(params, params.tol),
+    r.obj = run_lloyd(backend, shape, LloydSchedule::from(params, params),
                       centroids_are_init ? k : 0, r.iteration_stats);
     FAISS_FLASH_CUDA_CHECK(cudaMemcpyAsync(
             centroids, backend.device_centroids(), centroid_bytes, cudaMemcpyDeviceToDevice, stream));

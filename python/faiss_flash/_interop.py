@@ -34,8 +34,7 @@ def load():
     from . import swigfaiss_flash
 
     faiss.class_wrappers.handle_Clustering(swigfaiss_flash.FlashClustering)
-    if swigfaiss_flash.HAS_FAISS_HOOKS:
-        faiss.class_wrappers.handle_Index(swigfaiss_flash.IndexFlatFlash)
+    faiss.class_wrappers.handle_Index(swigfaiss_flash.IndexFlatFlash)
     return swigfaiss_flash
 
 

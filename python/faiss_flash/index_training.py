@@ -29,10 +29,6 @@ def train_index(index, x, **params):
     params: fields of FlashParameters (backend, device, num_threads,
     precision, deterministic, tol).
     """
-    if not numpy_api.HAS_FAISS_HOOKS:
-        raise NotImplementedError(
-            "train_index: this faiss_flash build has no faiss_flash::"
-            "train_index (not compiled into the library yet)")
     if isinstance(index, (bytes, bytearray, np.ndarray)):
         return _train_serialized(index, x, params)
 

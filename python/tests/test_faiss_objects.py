@@ -15,11 +15,6 @@ import pytest
 import faiss_flash
 from common_faiss_tests import get_dataset_2
 
-requires_hooks = pytest.mark.skipif(
-    not faiss_flash.HAS_FAISS_HOOKS,
-    reason="train_index / IndexFlatFlash are not compiled into libfaiss_flash yet")
-
-
 def test_compiled_against_the_installed_faiss():
     assert faiss_flash.compiled_faiss_version() == faiss.__version__
 
@@ -75,7 +70,6 @@ def test_cpp_errors_are_runtime_errors():
             np.zeros((5, 8), dtype="float32"), faiss.IndexFlatL2(8))
 
 
-@requires_hooks
 def test_index_flat_flash_is_a_faiss_index():
     xb, _, xq = get_dataset_2(16, 500, 0, 50)
     index = faiss_flash.IndexFlatFlash(16)
@@ -99,7 +93,6 @@ def quantization_error(quantizer, x):
     return quantizer.search(x, 1)[0].sum()
 
 
-@requires_hooks
 def test_index_flat_flash_as_ivf_clustering_index():
     xt = get_dataset_2(32, 4000, 0, 0)[0]
     ref = faiss.IndexIVFFlat(faiss.IndexFlatL2(32), 32, 16)
@@ -113,7 +106,6 @@ def test_index_flat_flash_as_ivf_clustering_index():
         quantization_error(ref.quantizer, xt), rel=1e-3)
 
 
-@requires_hooks
 def test_train_index_in_place():
     xt = get_dataset_2(32, 4000, 0, 0)[0]
     ref = faiss.IndexIVFFlat(faiss.IndexFlatL2(32), 32, 16)
@@ -126,7 +118,6 @@ def test_train_index_in_place():
         quantization_error(ref.quantizer, xt), rel=1e-3)
 
 
-@requires_hooks
 def test_train_index_factory_chain():
     xt, xb, xq = get_dataset_2(32, 1000, 500, 20)
     index = faiss.index_factory(32, "PCA16,IVF16,PQ4x4")
@@ -136,7 +127,6 @@ def test_train_index_factory_chain():
     assert index.search(xq, 3)[1].shape == (20, 3)
 
 
-@requires_hooks
 @pytest.mark.parametrize("as_bytes", [False, True])
 def test_train_index_serialized(as_bytes):
     xt = get_dataset_2(32, 2000, 0, 0)[0]
@@ -149,7 +139,6 @@ def test_train_index_serialized(as_bytes):
     assert index.is_trained and index.nlist == 16
 
 
-@requires_hooks
 def test_retrain_ivf():
     xt, xb, _ = get_dataset_2(32, 2000, 1000, 0)
     ivf = faiss.index_factory(32, "IVF16,Flat")
@@ -211,7 +200,6 @@ def test_numpy_level_with_another_faiss_version():
     assert "is version 0.0.1" in out
 
 
-@requires_hooks
 def test_train_index_with_another_faiss_version_returns_a_trained_copy():
     out = run_python("""
         import warnings
