@@ -69,7 +69,9 @@ struct RetrainReport {
  *   reconstructed from its code with the old coarse centroid
  *   (reconstruct_from_offset: centroid + decoded residual when by_residual),
  *   then re-encoded against its new centroid: the error of the old code is
- *   kept and the new encoding adds its own. With `originals` (ntotal × d,
+ *   kept and the new encoding adds its own (for IVFPQ, recall can end below
+ *   that of the stale index: pass the originals when available). With
+ *   `originals` (ntotal × d,
  *   row i = the vector of id i; the ids must be 0..ntotal-1) those rows are
  *   encoded instead, as a fresh add would.
  * - The second-level codec (PQ codebooks, SQ ranges) is NOT re-trained: it

@@ -53,6 +53,11 @@ struct FactoryCase {
     void (*configure)(faiss::Index&) = nullptr;
 };
 
+/// Names the case in test listings (instead of gtest's byte dump).
+void PrintTo(const FactoryCase& c, std::ostream* os) {
+    *os << c.factory;
+}
+
 /// FAISS's OPQ training (50 outer iterations, each a PQ training) takes a
 /// minute here: 2 outer iterations, on both sides.
 void short_opq(faiss::Index& index) {
