@@ -161,11 +161,8 @@ TEST_P(Equivalence, VerboseLinesMatchFaiss) {
 }
 
 TEST_P(Equivalence, FashionMnist) {
-    // The 10000 test images (D=784); FAISS_FLASH_DATA_DIR overrides Debian's
-    // dataset-fashion-mnist directory (e.g. on a GPU machine without it).
-    const char* env = std::getenv("FAISS_FLASH_DATA_DIR");
-    const std::string path = std::string(env ? env : fashion_mnist_dir()) +
-            "/t10k-images-idx3-ubyte.gz";
+    // The 10000 test images (D=784).
+    const std::string path = std::string(fashion_mnist_dir()) + "/t10k-images-idx3-ubyte.gz";
     if (!std::filesystem::exists(path)) {
         GTEST_SKIP() << "Fashion-MNIST not found at " << path
                      << " (apt-get install dataset-fashion-mnist)";

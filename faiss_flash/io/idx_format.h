@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <cstdlib>
 #include <string>
 #include <vector>
 
@@ -23,9 +24,12 @@ IdxImages read_idx_images(const std::string& path);
 /// Labels of an idx1-ubyte file.
 std::vector<int> read_idx_labels(const std::string& path);
 
-/// The directory of Debian's dataset-fashion-mnist package.
+/// The directory of the Fashion-MNIST idx files: $FAISS_FLASH_DATA_DIR when
+/// set (a machine without the Debian package), else Debian's
+/// dataset-fashion-mnist location.
 inline const char* fashion_mnist_dir() {
-    return "/usr/share/datasets/fashion-mnist";
+    const char* env = std::getenv("FAISS_FLASH_DATA_DIR");
+    return env ? env : "/usr/share/datasets/fashion-mnist";
 }
 
 } // namespace faiss_flash
