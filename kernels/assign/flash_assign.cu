@@ -10,7 +10,9 @@
 
 #include <faiss/impl/FaissAssert.h>
 
+#include "../block/argmin.cuh"
 #include "../block/tile_copy.cuh"
+#include "../util/launch_check.h"
 #include "../warp/mma_sm80.cuh"
 
 namespace faiss_flash {
@@ -49,11 +51,6 @@ struct AssignTilePolicy {
 
 /// K up to this uses the narrow centroid tile.
 constexpr int64_t kNarrowTileMaxK = 160;
-
-/// (score, index) pair order: lower score, then lower index.
-__device__ __forceinline__ bool better(float s, int32_t i, float best_s, int32_t best_i) {
-    return s < best_s || (s == best_s && i < best_i);
-}
 
 template <typename Recipe, int kBlockN, bool kInnerProduct>
 __global__ void __launch_bounds__(AssignTilePolicy<Recipe, kBlockN>::kThreads, AssignTilePolicy<Recipe, kBlockN>::kMinBlocksPerSm)
@@ -189,15 +186,7 @@ __global__ void __launch_bounds__(AssignTilePolicy<Recipe, kBlockN>::kThreads, A
         for (int h = 0; h < 2; h++) {
             float s = best[mi][h];
             int32_t i = best_idx[mi][h];
-#pragma unroll
-            for (int off = 1; off < 4; off *= 2) {
-                const float os = __shfl_xor_sync(0xffffffff, s, off);
-                const int32_t oi = __shfl_xor_sync(0xffffffff, i, off);
-                if (better(os, oi, s, i)) {
-                    s = os;
-                    i = oi;
-                }
-            }
+            quad_argmin(s, i);
             if (lane % 4 == 0) {
                 const int r = wm * P::kWarpM + mi * 16 + h * 8 + lane / 4;
                 red_score[wn * P::kBlockM + r] = s;
@@ -261,8 +250,7 @@ int64_t launch(const AssignArgs& args, cudaStream_t stream) {
             P::kSmemBytes, cudaGetErrorString(attr));
     const int64_t m_tiles = (args.n + P::kBlockM - 1) / P::kBlockM;
     kernel<<<dim3(unsigned(args.batch * m_tiles)), P::kThreads, P::kSmemBytes, stream>>>(args, m_tiles);
-    const cudaError_t err = cudaGetLastError();
-    FAISS_THROW_IF_NOT_FMT(err == cudaSuccess, "FlashAssign launch failed: %s", cudaGetErrorString(err));
+    check_launch("FlashAssign");
     return m_tiles;
 }
 
@@ -334,8 +322,7 @@ void reduce_objective(
         double* obj,
         cudaStream_t stream) {
     reduce_objective_kernel<<<unsigned(batch), 256, 0, stream>>>(obj_partials, ctas_per_problem, obj);
-    const cudaError_t err = cudaGetLastError();
-    FAISS_THROW_IF_NOT_FMT(err == cudaSuccess, "reduce_objective launch failed: %s", cudaGetErrorString(err));
+    check_launch("reduce_objective");
 }
 
 } // namespace kernels

@@ -20,7 +20,9 @@
 
 #include <faiss/impl/FaissAssert.h>
 
+#include "../block/argmin.cuh"
 #include "../block/tma_sm90.cuh"
+#include "../util/launch_check.h"
 #include "../warp/wgmma_sm90.cuh"
 
 namespace faiss_flash {
@@ -73,10 +75,6 @@ struct ResidentPolicy {
     }
 };
 
-[[maybe_unused]] __device__ __forceinline__ bool better(float s, int32_t i, float best_s, int32_t best_i) {
-    return s < best_s || (s == best_s && i < best_i);
-}
-
 /// Running argmin of the two rows a thread holds in one 64-row accumulator.
 struct RowBest {
     float score[2] = {INFINITY, INFINITY};
@@ -123,15 +121,7 @@ __device__ __forceinline__ void finish_rows(RowBest best, const AssignArgs& args
     for (int h = 0; h < 2; h++) {
         float sc = best.score[h];
         int32_t i = best.index[h];
-#pragma unroll
-        for (int off = 1; off < 4; off *= 2) {
-            const float os = __shfl_xor_sync(0xffffffff, sc, off);
-            const int32_t oi = __shfl_xor_sync(0xffffffff, i, off);
-            if (better(os, oi, sc, i)) {
-                sc = os;
-                i = oi;
-            }
-        }
+        quad_argmin(sc, i);
         const int r = slab_row0 + warp * 16 + lane / 4 + 8 * h;
         const int64_t row = cta_row0 + r;
         if (lane % 4 == 0) {
@@ -381,11 +371,6 @@ void reserve_smem(Kernel kernel, size_t bytes) {
                            bytes, cudaGetErrorString(attr));
 }
 
-void check_launch() {
-    const cudaError_t err = cudaGetLastError();
-    FAISS_THROW_IF_NOT_FMT(err == cudaSuccess, "FlashAssign sm90 launch failed: %s", cudaGetErrorString(err));
-}
-
 template <typename Half, bool kInnerProduct>
 int64_t launch(const AssignArgs& args, cudaStream_t stream) {
     const CUtensorMapDataType type =
@@ -400,7 +385,7 @@ int64_t launch(const AssignArgs& args, cudaStream_t stream) {
         const CUtensorMap map_c = make_map(args.c, type, args.batch * args.k, args.ldc, args.d_pad, P::kBlockN);
         const int64_t m_tiles = (args.n + P::kBlockM - 1) / P::kBlockM;
         kernel<<<dim3(unsigned(args.batch * m_tiles)), P::kThreads, smem, stream>>>(map_x, map_c, args, m_tiles, stages);
-        check_launch();
+        check_launch("FlashAssign sm90");
         return m_tiles;
     } else {
         using P = StreamingPolicy;
@@ -410,7 +395,7 @@ int64_t launch(const AssignArgs& args, cudaStream_t stream) {
         const CUtensorMap map_c = make_map(args.c, type, args.batch * args.k, args.ldc, args.d_pad, P::kBlockN);
         const int64_t m_tiles = (args.n + P::kBlockM - 1) / P::kBlockM;
         kernel<<<dim3(unsigned(args.batch * m_tiles)), P::kThreads, P::kSmemBytes, stream>>>(map_x, map_c, args, m_tiles);
-        check_launch();
+        check_launch("FlashAssign sm90");
         return m_tiles;
     }
 }

@@ -1,13 +1,13 @@
 // Sort-inverse update kernels and their launch helper (see .cuh).
 
 #include "sort_inverse_update.cuh"
+#include "../util/launch_check.h"
+#include "../util/point_load.cuh"
 
 #include <algorithm>
 
 #include <cub/device/device_radix_sort.cuh>
 #include <cub/device/device_scan.cuh>
-#include <cuda_bf16.h>
-#include <cuda_fp16.h>
 
 #include <faiss/impl/FaissAssert.h>
 
@@ -21,22 +21,6 @@ namespace {
 /// cluster over many warps.
 constexpr int kChunkRows = 64;
 constexpr int kWarpsPerBlock = 8;
-
-void check_launch(const char* what) {
-    const cudaError_t err = cudaGetLastError();
-    FAISS_THROW_IF_NOT_FMT(err == cudaSuccess, "%s launch failed: %s", what, cudaGetErrorString(err));
-}
-
-__device__ __forceinline__ float load_point(const void* x, PointType t, int64_t i) {
-    switch (t) {
-        case PointType::F16:
-            return __half2float(static_cast<const __half*>(x)[i]);
-        case PointType::BF16:
-            return __bfloat162float(static_cast<const __nv_bfloat16*>(x)[i]);
-        default:
-            return static_cast<const float*>(x)[i];
-    }
-}
 
 /// Workspace carve-up, the same on host (sizes) and device (pointers).
 struct Workspace {

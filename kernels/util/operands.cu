@@ -1,4 +1,6 @@
 #include "operands.cuh"
+#include "launch_check.h"
+#include "point_load.cuh"
 
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
@@ -9,22 +11,6 @@ namespace faiss_flash {
 namespace kernels {
 
 namespace {
-
-void check_launch(const char* what) {
-    const cudaError_t err = cudaGetLastError();
-    FAISS_THROW_IF_NOT_FMT(err == cudaSuccess, "%s launch failed: %s", what, cudaGetErrorString(err));
-}
-
-__device__ __forceinline__ float load_value(const void* p, PointType t, int64_t i) {
-    switch (t) {
-        case PointType::F16:
-            return __half2float(static_cast<const __half*>(p)[i]);
-        case PointType::BF16:
-            return __bfloat162float(static_cast<const __nv_bfloat16*>(p)[i]);
-        default:
-            return static_cast<const float*>(p)[i];
-    }
-}
 
 /// Stores v as operand op; returns the value the tensor cores will see.
 __device__ __forceinline__ float store_operand(void* p, Operand op, int64_t i, float v) {
@@ -55,7 +41,7 @@ __global__ void convert_rows_kernel(const void* src, int64_t ld_src, PointType t
     }
     float sq = 0;
     for (int64_t j = lane; j < ld_dst; j += 32) {
-        const float v = j < d ? load_value(src, t, r * ld_src + j) : 0.0f;
+        const float v = j < d ? load_point(src, t, r * ld_src + j) : 0.0f;
         const float seen = dst ? store_operand(dst, op, r * ld_dst + j, v) : v;
         sq += seen * seen;
     }
@@ -104,14 +90,14 @@ __global__ void gather_kernel(const void* x, int64_t ldx, PointType t, int64_t b
     for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < batch * per_problem; i += int64_t(gridDim.x) * blockDim.x) {
         const int64_t b = i / per_problem, rest = i % per_problem;
         const int64_t c = first + rest / d, j = rest % d;
-        centroids[(b * k + c) * d + j] = load_value(x, t, (b * n + point_rows[c]) * ldx + j);
+        centroids[(b * k + c) * d + j] = load_point(x, t, (b * n + point_rows[c]) * ldx + j);
     }
 }
 
 __global__ void count_nonfinite_kernel(const void* x, int64_t ld, PointType t, int64_t rows, int64_t d, unsigned long long* count) {
     unsigned long long bad = 0;
     for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < rows * d; i += int64_t(gridDim.x) * blockDim.x) {
-        bad += !isfinite(load_value(x, t, (i / d) * ld + i % d));
+        bad += !isfinite(load_point(x, t, (i / d) * ld + i % d));
     }
     if (bad) {
         atomicAdd(count, bad);
