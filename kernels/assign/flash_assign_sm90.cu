@@ -139,6 +139,21 @@ __device__ __forceinline__ void finish_rows(RowBest best, const AssignArgs& args
     }
 }
 
+/** The ring's handshakes: full[s] completes when the producer's TMA bytes
+ * of stage s landed, empty[s] when every consumer is done reading it. Ends
+ * with a CTA barrier, so every thread sees them initialised.
+ */
+[[maybe_unused]] __device__ __forceinline__ void init_ring_barriers(uint64_t* full, uint64_t* empty, int stages, int consumers) {
+    if (threadIdx.x == 0) {
+        for (int s = 0; s < stages; s++) {
+            mbarrier_init(&full[s], 1);
+            mbarrier_init(&empty[s], consumers);
+        }
+        fence_barrier_init();
+    }
+    __syncthreads();
+}
+
 /// Fixed-order CTA sum of the row distances (deterministic objective).
 [[maybe_unused]] __device__ __forceinline__ void write_objective_share(const float* row_dist, int rows, const AssignArgs& args) {
     if (threadIdx.x == 0) {
@@ -173,14 +188,7 @@ __global__ void __launch_bounds__(StreamingPolicy::kThreads, 1) flash_assign_str
     const int64_t n_tiles = (args.k + P::kBlockN - 1) / P::kBlockN;
     const int64_t steps = n_tiles * k_chunks;
 
-    if (threadIdx.x == 0) {
-        for (int s = 0; s < P::kStages; s++) {
-            mbarrier_init(&full[s], 1);
-            mbarrier_init(&empty[s], P::kConsumers);
-        }
-        fence_barrier_init();
-    }
-    __syncthreads();
+    init_ring_barriers(full, empty, P::kStages, P::kConsumers);
 
     if (warpgroup == 0) {
         warpgroup_reg_dealloc<kProducerRegs>();
@@ -263,13 +271,8 @@ __global__ void __launch_bounds__(ResidentPolicy::kThreads, 1) flash_assign_resi
 
     if (threadIdx.x == 0) {
         mbarrier_init(points_full, 1);
-        for (int s = 0; s < stages; s++) {
-            mbarrier_init(&full[s], 1);
-            mbarrier_init(&empty[s], P::kConsumers);
-        }
-        fence_barrier_init();
     }
-    __syncthreads();
+    init_ring_barriers(full, empty, stages, P::kConsumers);
 
     if (warpgroup == 0) {
         warpgroup_reg_dealloc<kProducerRegs>();
