@@ -51,6 +51,8 @@ struct FactoryCase {
     int nprobe; ///< of the IVF index inside, if any
     /// run on both indexes before training, to keep FAISS's side fast
     void (*configure)(faiss::Index&) = nullptr;
+    /// how far below FAISS's recall@10 train_index's may be
+    double recall_tol = 0.005;
 };
 
 /// Names the case in test listings (instead of gtest's byte dump).
@@ -96,8 +98,15 @@ TEST_P(TrainIndexRandom, RecallAsFaissTraining) {
     IndexPair p = train_both_and_add(c.factory, d, kTrain, x_train.data(),
                                      kBase, xb.data(), c.metric, c.configure);
     expect_same_recall(p, xb.data(), kBase, xq.data(), kQueries, c.nprobe,
-                       0.005);
+                       c.recall_tol);
 }
+
+// OPQ alternates PQ training and rotation fitting: one near-tie assigned
+// the other way in its inner PQ (our assignment rounds differently from
+// FAISS's sgemm) sends the two trainings to different, equally good
+// rotations. Over CI runs their recall@10 differed by up to 0.009, in both
+// directions; the other cases agree to 0.002.
+constexpr double kOpqRecallTol = 0.015;
 
 INSTANTIATE_TEST_SUITE_P(
         Factory,
@@ -108,7 +117,7 @@ INSTANTIATE_TEST_SUITE_P(
                 FactoryCase{"IVF256,PQ16np", faiss::METRIC_L2, 8},
                 FactoryCase{"PCA64,IVF256,Flat", faiss::METRIC_L2, 2},
                 FactoryCase{"OPQ16_64,IVF256,PQ16np", faiss::METRIC_L2, 8,
-                            short_opq},
+                            short_opq, kOpqRecallTol},
                 FactoryCase{"IVF256,SQ8", faiss::METRIC_L2, 2},
                 FactoryCase{"IVF256,PQ16x4fs", faiss::METRIC_L2, 8},
                 FactoryCase{"PQ16np", faiss::METRIC_L2, 0},
