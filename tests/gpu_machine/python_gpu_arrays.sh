@@ -16,6 +16,7 @@ g++ -O2 -shared -fPIC -std=c++17 -DSWIGWORDSIZE64 -DFAISS_FLASH_WITH_CUDA \
   -DFAISS_FLASH_VERSION_STRING='"0.1.0"' -I$root -I$root/python -Iinclude \
   -I$(python3 -c "import sysconfig;print(sysconfig.get_paths()['include'])") -I/usr/local/cuda/include \
   numpy_apiPYTHON_wrap.cxx $root/python/numpy_api.cpp $root/python/buffer_view.cpp \
+  $root/python/train_serialized.cpp \
   libfaiss_flash.a libfaiss.a -L/usr/local/cuda/lib64 -lcudart_static -lopenblas -lgomp -lrt -ldl -lpthread \
   -Wl,--exclude-libs,ALL -o pkg/faiss_flash/_numpy_api$(python3-config --extension-suffix)
 PYTHONPATH=pkg python3 -m pytest -q -p no:cacheprovider $root/python/tests/test_gpu_arrays.py
