@@ -24,8 +24,9 @@ enum class BackendKind {
 /// The centroid update always accumulates in fp32 or wider.
 enum class Precision {
     /// fp32 input: products as accurate as fp32 (the CPU backend computes in
-    /// fp32; the GPU backend uses error-compensated tensor-core products and
-    /// re-scores certified near-ties). The default.
+    /// fp32; the GPU backend splits each operand into two tf32 parts, 3xTF32,
+    /// ~2^-21 relative error per product). 16-bit input: exact products of
+    /// the 16-bit values. The default.
     Exact,
     TF32, ///< GPU only: plain tf32 tensor-core products (about 1e-3 relative error)
     BF16, ///< GPU only: operands rounded to bf16, fp32 accumulation
@@ -46,9 +47,10 @@ struct FlashParameters {
     /// Assignment arithmetic (see Precision). Exact by default.
     Precision precision = Precision::Exact;
 
-    /// When true (default) results are bit-identical run to run for the same
-    /// input and seed. The CUDA backend may use order-dependent float atomics
-    /// when false.
+    /// Results are bit-identical run to run for the same input and seed.
+    /// Both backends are deterministic today (no order-dependent float
+    /// atomics anywhere); false is reserved for a faster non-deterministic
+    /// GPU update and changes nothing yet.
     bool deterministic = true;
 
     /// Stop a redo early once the mean squared L2 move of the non-frozen
