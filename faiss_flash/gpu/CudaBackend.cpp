@@ -155,9 +155,6 @@ void CudaBackend::bind_common(const LloydShape& shape, PointType t, int64_t ldx,
     obj_partials_.allocate(sizeof(double) * kernels::assign_grid_size(probe), "the objective partials");
     obj_.allocate(sizeof(double) * shape.batch, "the objectives");
     stats_.allocate(sizeof(kernels::UpdateStats) * shape.batch, "the update statistics");
-    workspace_.allocate(
-            kernels::update_workspace_bytes(shape.batch, shape.n, shape.k, shape.d),
-            "the sort-inverse update workspace");
     rows_.allocate(sizeof(int32_t) * shape.k, "the initial centroid rows");
     FAISS_FLASH_CUDA_CHECK(cudaMemsetAsync(centroids_.as<void>(), 0, centroids_.bytes(), stream_));
     centroids_dirty_ = true;
@@ -262,6 +259,11 @@ void CudaBackend::assign_update(int64_t k_frozen, StepResult* results, StepTimin
     u.centroids = centroids_.as<float>();
     u.cluster_weights = cluster_weights_.as<float>();
     u.stats = stats_.as<kernels::UpdateStats>();
+    // Allocated on the first update only: assignment-only users (the
+    // IndexFlatFlash search hook) never pay for the sort's scratch.
+    workspace_.allocate(
+            kernels::update_workspace_bytes(shape_.batch, shape_.n, shape_.k, shape_.d),
+            "the sort-inverse update workspace");
     kernels::update_centroids(u, workspace_.as<void>(), stream_);
     FAISS_FLASH_CUDA_CHECK(cudaEventRecord(events_[2], stream_));
     centroids_dirty_ = true;
