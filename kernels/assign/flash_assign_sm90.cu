@@ -51,7 +51,10 @@ struct StreamingPolicy {
 [[maybe_unused]] constexpr int kProducerRegs = 40;
 [[maybe_unused]] constexpr int kConsumerRegs = 232;
 
-/// ResidentPoints: 256 points (2 consumers x 2 slabs of 64) x 128 centroids.
+/** ResidentPoints: 256 points (2 consumers x 2 slabs of 64) x 128
+ * centroids. A consumer folds its first slab while the second slab's
+ * products run on the tensor cores.
+ */
 struct ResidentPolicy {
     static constexpr int kConsumers = 2;
     static constexpr int kBlockM = 256;
@@ -64,16 +67,34 @@ struct ResidentPolicy {
     static constexpr int kMaxStages = 8;
     static constexpr size_t kSmemBudget = 227 * 1024;
 
+    __host__ __device__ static int k_chunks(int d_pad) {
+        return (d_pad + kBlockK - 1) / kBlockK;
+    }
     static int stages(int d_pad) {
-        const size_t points = size_t((d_pad + kBlockK - 1) / kBlockK) * kPointChunkBytes;
+        const size_t points = size_t(k_chunks(d_pad)) * kPointChunkBytes;
         const size_t fixed = 1024 + points + kBlockM * sizeof(float) + (2 * kMaxStages + 1) * sizeof(uint64_t);
         return int(std::min<size_t>(kMaxStages, (kSmemBudget - fixed) / kStageBytes));
     }
     static size_t smem_bytes(int d_pad, int stages) {
-        return 1024 + size_t((d_pad + kBlockK - 1) / kBlockK) * kPointChunkBytes + size_t(stages) * kStageBytes +
+        return 1024 + size_t(k_chunks(d_pad)) * kPointChunkBytes + size_t(stages) * kStageBytes +
                 (2 * stages + 1) * sizeof(uint64_t) + kBlockM * sizeof(float);
     }
 };
+
+/// A place in the stage ring: the stage, and the parity of the fill of it
+/// that the consumers wait for (flips each time the ring wraps).
+struct RingPos {
+    int stage = 0;
+    uint32_t phase = 0;
+};
+
+/// Moves pos to the next stage of a ring of `stages`.
+[[maybe_unused]] __device__ __forceinline__ void advance(RingPos& pos, int stages) {
+    if (++pos.stage == stages) {
+        pos.stage = 0;
+        pos.phase ^= 1;
+    }
+}
 
 /// Running argmin of the two rows a thread holds in one 64-row accumulator.
 struct RowBest {
@@ -81,31 +102,55 @@ struct RowBest {
     int32_t index[2] = {0, 0};
 };
 
-/** Epilogue of one centroid tile: folds a 64 x (8 * kBlocks8) accumulator
- * into the thread's running argmin, columns in increasing order (strict '<'
- * keeps the lowest index on ties). col0 = first column of the tile.
+/** Folds the thread's columns of one tile: the tile's own argmin first
+ * (column offsets are compile-time constants, so an index costs one select),
+ * then one merge into the running argmin. Columns in increasing order and
+ * strict '<' keep the lowest index on ties. kMasked: the tile runs past k;
+ * its columns from cols_left on score +inf.
  */
-template <bool kInnerProduct, int kBlocks8>
-__device__ __forceinline__ void fold_tile(const float (&acc)[4 * kBlocks8], int64_t col0, const float* bias, int64_t k, RowBest& best) {
-    // 32-bit column arithmetic: k < 2^31 (checked at launch).
-    const int32_t lane_col0 = int32_t(col0) + 2 * int32_t(threadIdx.x % 4);
-    const int32_t k32 = int32_t(k);
+template <bool kInnerProduct, bool kMasked, int kBlocks8>
+__device__ __forceinline__ void fold_columns(
+        const float (&acc)[4 * kBlocks8], const float* lane_bias, int32_t lane_col0, int32_t cols_left, RowBest& best) {
+    float tile_score[2] = {INFINITY, INFINITY};
+    int32_t tile_col[2] = {0, 0};
 #pragma unroll
     for (int j = 0; j < kBlocks8; j++) {
 #pragma unroll
         for (int e = 0; e < 2; e++) {
-            const int32_t col = lane_col0 + 8 * j + e;
-            const float cb = col < k32 ? __ldg(bias + col) : INFINITY;
+            const int c = 8 * j + e;
+            const float cb = !kMasked || c < cols_left ? __ldg(lane_bias + c) : INFINITY;
 #pragma unroll
             for (int h = 0; h < 2; h++) {
                 const float dot = acc[4 * j + 2 * h + e];
                 const float score = kInnerProduct ? cb - dot : fmaf(-2.0f, dot, cb);
-                if (score < best.score[h]) {
-                    best.score[h] = score;
-                    best.index[h] = col;
+                if (score < tile_score[h]) {
+                    tile_score[h] = score;
+                    tile_col[h] = c;
                 }
             }
         }
+    }
+#pragma unroll
+    for (int h = 0; h < 2; h++) {
+        if (tile_score[h] < best.score[h]) {
+            best.score[h] = tile_score[h];
+            best.index[h] = lane_col0 + tile_col[h];
+        }
+    }
+}
+
+/** Epilogue of one centroid tile: folds a 64 x (8 * kBlocks8) accumulator
+ * whose first column is col0 into the thread's running argmin. Only the
+ * last tile of a problem can run past k: the others load without bounds.
+ * 32-bit columns: k < 2^31 (checked at launch).
+ */
+template <bool kInnerProduct, int kBlocks8>
+__device__ __forceinline__ void fold_tile(const float (&acc)[4 * kBlocks8], int32_t col0, const float* bias, int32_t k, RowBest& best) {
+    const int32_t lane_col0 = col0 + 2 * int32_t(threadIdx.x % 4);
+    if (col0 + 8 * kBlocks8 <= k) {
+        fold_columns<kInnerProduct, false, kBlocks8>(acc, bias + lane_col0, lane_col0, 0, best);
+    } else {
+        fold_columns<kInnerProduct, true, kBlocks8>(acc, bias + lane_col0, lane_col0, k - lane_col0, best);
     }
 }
 
@@ -185,8 +230,7 @@ __global__ void __launch_bounds__(StreamingPolicy::kThreads, 1) flash_assign_str
     const int64_t b = blockIdx.x / m_tiles;
     const int64_t row0 = (blockIdx.x % m_tiles) * P::kBlockM;
     const int k_chunks = (args.d_pad + P::kBlockK - 1) / P::kBlockK;
-    const int64_t n_tiles = (args.k + P::kBlockN - 1) / P::kBlockN;
-    const int64_t steps = n_tiles * k_chunks;
+    const int n_tiles = int((args.k + P::kBlockN - 1) / P::kBlockN);
 
     init_ring_barriers(full, empty, P::kStages, P::kConsumers);
 
@@ -196,17 +240,19 @@ __global__ void __launch_bounds__(StreamingPolicy::kThreads, 1) flash_assign_str
         // problem's n (or k) belong to the next problem or are zero-filled
         // past the tensor; the consumers mask them.
         if (t == 0) {
-            for (int64_t step = 0; step < steps; step++) {
-                const int s = int(step % P::kStages);
-                if (step >= P::kStages) {
-                    mbarrier_wait(&empty[s], uint32_t((step / P::kStages - 1) & 1));
+            RingPos pos;
+            int64_t issued = 0;
+            for (int tile = 0; tile < n_tiles; tile++) {
+                for (int kc = 0; kc < k_chunks; kc++, issued++, advance(pos, P::kStages)) {
+                    if (issued >= P::kStages) {
+                        mbarrier_wait(&empty[pos.stage], pos.phase ^ 1);
+                    }
+                    mbarrier_arrive_expect_tx(&full[pos.stage], P::kStageBytes);
+                    unsigned char* stage = ring + pos.stage * P::kStageBytes;
+                    tma_load_2d(stage, &map_x, kc * P::kBlockK, int32_t(b * args.n + row0), &full[pos.stage]);
+                    tma_load_2d(stage + P::kTileABytes, &map_c, kc * P::kBlockK,
+                                int32_t(b * args.k + int64_t(tile) * P::kBlockN), &full[pos.stage]);
                 }
-                const int col = int(step % k_chunks) * P::kBlockK;
-                const int64_t tile = step / k_chunks;
-                mbarrier_arrive_expect_tx(&full[s], P::kStageBytes);
-                unsigned char* stage = ring + s * P::kStageBytes;
-                tma_load_2d(stage, &map_x, col, int32_t(b * args.n + row0), &full[s]);
-                tma_load_2d(stage + P::kTileABytes, &map_c, col, int32_t(b * args.k + tile * P::kBlockN), &full[s]);
             }
         }
     } else {
@@ -215,27 +261,37 @@ __global__ void __launch_bounds__(StreamingPolicy::kThreads, 1) flash_assign_str
         const float* bias = args.c_bias + b * args.k;
         float acc[128];
         RowBest best;
-        for (int64_t step = 0; step < steps; step++) {
-            const int s = int(step % P::kStages);
-            const int kc = int(step % k_chunks);
-            mbarrier_wait(&full[s], uint32_t((step / P::kStages) & 1));
-            unsigned char* stage = ring + s * P::kStageBytes;
-            const uint64_t desc_a = wgmma_descriptor(stage + consumer * 64 * 128);
-            const uint64_t desc_b = wgmma_descriptor(stage + P::kTileABytes);
-            wgmma_fence();
+        RingPos pos;
+        for (int tile = 0; tile < n_tiles; tile++) {
+            // One K chunk stays in flight while the stage of the previous
+            // one is handed back to the producer.
+            RingPos previous;
+            for (int kc = 0; kc < k_chunks; kc++) {
+                mbarrier_wait(&full[pos.stage], pos.phase);
+                unsigned char* stage = ring + pos.stage * P::kStageBytes;
+                const uint64_t desc_a = wgmma_descriptor(stage + consumer * 64 * 128);
+                const uint64_t desc_b = wgmma_descriptor(stage + P::kTileABytes);
+                wgmma_fence();
 #pragma unroll
-            for (int kk = 0; kk < P::kBlockK / 16; kk++) {
-                wgmma_m64n256k16<Half>(acc, wgmma_descriptor_k(desc_a, kk), wgmma_descriptor_k(desc_b, kk),
-                                       kc > 0 || kk > 0);
+                for (int kk = 0; kk < P::kBlockK / 16; kk++) {
+                    wgmma_m64n256k16<Half>(acc, wgmma_descriptor_k(desc_a, kk), wgmma_descriptor_k(desc_b, kk),
+                                           kc > 0 || kk > 0);
+                }
+                wgmma_commit();
+                if (kc > 0) {
+                    wgmma_wait<1>();
+                    if (t == 0) {
+                        mbarrier_arrive(&empty[previous.stage]);
+                    }
+                }
+                previous = pos;
+                advance(pos, P::kStages);
             }
-            wgmma_commit();
-            wgmma_wait_all();
+            wgmma_wait<0>();
             if (t == 0) {
-                mbarrier_arrive(&empty[s]); // this warpgroup is done reading stage s
+                mbarrier_arrive(&empty[previous.stage]);
             }
-            if (kc == k_chunks - 1) {
-                fold_tile<kInnerProduct, P::kBlockN / 8>(acc, (step / k_chunks) * P::kBlockN, bias, args.k, best);
-            }
+            fold_tile<kInnerProduct, P::kBlockN / 8>(acc, tile * P::kBlockN, bias, int32_t(args.k), best);
         }
         finish_rows<kInnerProduct>(best, args, b, row0, consumer * 64, row_dist);
     }
@@ -244,7 +300,10 @@ __global__ void __launch_bounds__(StreamingPolicy::kThreads, 1) flash_assign_str
 #endif
 }
 
-template <typename Half, bool kInnerProduct>
+/// kChunks: K chunks of the points (d_pad / 64, rounded up); a compile-time
+/// count lets ptxas see which accumulators each wgmma group writes, so it
+/// does not serialise the groups around the folds.
+template <typename Half, bool kInnerProduct, int kChunks>
 __global__ void __launch_bounds__(ResidentPolicy::kThreads, 1) flash_assign_resident_kernel(
         const __grid_constant__ CUtensorMap map_x,
         const __grid_constant__ CUtensorMap map_c,
@@ -256,7 +315,7 @@ __global__ void __launch_bounds__(ResidentPolicy::kThreads, 1) flash_assign_resi
     extern __shared__ unsigned char smem_raw[];
     unsigned char* points = reinterpret_cast<unsigned char*>(
             (reinterpret_cast<uintptr_t>(smem_raw) + 1023) & ~uintptr_t(1023));
-    const int k_chunks = (args.d_pad + P::kBlockK - 1) / P::kBlockK;
+    constexpr int k_chunks = kChunks;
     unsigned char* ring = points + k_chunks * P::kPointChunkBytes;
     uint64_t* points_full = reinterpret_cast<uint64_t*>(ring + stages * P::kStageBytes);
     uint64_t* full = points_full + 1;
@@ -266,8 +325,7 @@ __global__ void __launch_bounds__(ResidentPolicy::kThreads, 1) flash_assign_resi
     const int warpgroup = threadIdx.x / 128, t = threadIdx.x % 128;
     const int64_t b = blockIdx.x / m_tiles;
     const int64_t row0 = (blockIdx.x % m_tiles) * P::kBlockM;
-    const int64_t n_tiles = (args.k + P::kBlockN - 1) / P::kBlockN;
-    const int64_t steps = n_tiles * k_chunks;
+    const int n_tiles = int((args.k + P::kBlockN - 1) / P::kBlockN);
 
     if (threadIdx.x == 0) {
         mbarrier_init(points_full, 1);
@@ -283,52 +341,72 @@ __global__ void __launch_bounds__(ResidentPolicy::kThreads, 1) flash_assign_resi
                 tma_load_2d(points + kc * P::kPointChunkBytes, &map_x, kc * P::kBlockK, int32_t(b * args.n + row0),
                             points_full);
             }
-            for (int64_t step = 0; step < steps; step++) {
-                const int s = int(step % stages);
-                if (step >= stages) {
-                    mbarrier_wait(&empty[s], uint32_t((step / stages - 1) & 1));
+            RingPos pos;
+            int64_t issued = 0;
+            for (int tile = 0; tile < n_tiles; tile++) {
+                for (int kc = 0; kc < k_chunks; kc++, issued++, advance(pos, stages)) {
+                    if (issued >= stages) {
+                        mbarrier_wait(&empty[pos.stage], pos.phase ^ 1);
+                    }
+                    mbarrier_arrive_expect_tx(&full[pos.stage], P::kStageBytes);
+                    tma_load_2d(ring + pos.stage * P::kStageBytes, &map_c, kc * P::kBlockK,
+                                int32_t(b * args.k + int64_t(tile) * P::kBlockN), &full[pos.stage]);
                 }
-                const int col = int(step % k_chunks) * P::kBlockK;
-                mbarrier_arrive_expect_tx(&full[s], P::kStageBytes);
-                tma_load_2d(ring + s * P::kStageBytes, &map_c, col,
-                            int32_t(b * args.k + (step / k_chunks) * P::kBlockN), &full[s]);
             }
         }
     } else {
         warpgroup_reg_alloc<kConsumerRegs>();
-        // Each consumer owns 128 points as two 64-row slabs.
+        // Each consumer owns 128 points as two 64-row slabs; one slab's
+        // products run on the tensor cores while the other slab is folded.
         const int consumer = warpgroup - 1;
         const float* bias = args.c_bias + b * args.k;
+        const unsigned char* own_points = points + consumer * 128 * 128;
         float acc[2][64];
         RowBest best[2];
-        mbarrier_wait(points_full, 0);
-        for (int64_t step = 0; step < steps; step++) {
-            const int s = int(step % stages);
-            const int kc = int(step % k_chunks);
-            mbarrier_wait(&full[s], uint32_t((step / stages) & 1));
-            const uint64_t desc_b = wgmma_descriptor(ring + s * P::kStageBytes);
-            unsigned char* chunk = points + kc * P::kPointChunkBytes + consumer * 128 * 128;
+        // Queues the products of one slab with the centroid tile whose
+        // first chunk sits at `pos`, as one wgmma group.
+        // The waits come first: a branch between the wgmmas of a group
+        // makes ptxas serialise them.
+        auto issue_slab = [&](float(&slab_acc)[64], int slab, RingPos pos) {
+            RingPos landed = pos;
+#pragma unroll
+            for (int kc = 0; kc < k_chunks; kc++, advance(landed, stages)) {
+                mbarrier_wait(&full[landed.stage], landed.phase);
+            }
             wgmma_fence();
 #pragma unroll
-            for (int kk = 0; kk < P::kBlockK / 16; kk++) {
+            for (int kc = 0; kc < k_chunks; kc++, advance(pos, stages)) {
+                const uint64_t desc_a = wgmma_descriptor(own_points + kc * P::kPointChunkBytes + slab * 64 * 128);
+                const uint64_t desc_b = wgmma_descriptor(ring + pos.stage * P::kStageBytes);
 #pragma unroll
-                for (int slab = 0; slab < 2; slab++) {
-                    wgmma_m64n128k16<Half>(acc[slab], wgmma_descriptor_k(wgmma_descriptor(chunk + slab * 64 * 128), kk),
-                                           wgmma_descriptor_k(desc_b, kk), kc > 0 || kk > 0);
+                for (int kk = 0; kk < P::kBlockK / 16; kk++) {
+                    wgmma_m64n128k16<Half>(slab_acc, wgmma_descriptor_k(desc_a, kk), wgmma_descriptor_k(desc_b, kk),
+                                           kc > 0 || kk > 0);
                 }
             }
             wgmma_commit();
-            wgmma_wait_all();
+        };
+        mbarrier_wait(points_full, 0);
+        // Every group retires in the iteration that issued it: ptxas cannot
+        // follow a group across the loop's back edge and would serialise.
+        RingPos tile_pos;
+        for (int tile = 0; tile < n_tiles; tile++) {
+            const int32_t col0 = tile * P::kBlockN;
+            issue_slab(acc[0], 0, tile_pos);
+            issue_slab(acc[1], 1, tile_pos);
+            wgmma_wait<1>();
+            fold_tile<kInnerProduct, P::kBlockN / 8>(acc[0], col0, bias, int32_t(args.k), best[0]);
+            wgmma_wait<0>();
             if (t == 0) {
-                mbarrier_arrive(&empty[s]);
-            }
-            if (kc == k_chunks - 1) {
-#pragma unroll
-                for (int slab = 0; slab < 2; slab++) {
-                    fold_tile<kInnerProduct, P::kBlockN / 8>(acc[slab], (step / k_chunks) * P::kBlockN, bias, args.k,
-                                                             best[slab]);
+                for (int kc = 0; kc < k_chunks; kc++, advance(tile_pos, stages)) {
+                    mbarrier_arrive(&empty[tile_pos.stage]);
+                }
+            } else {
+                for (int kc = 0; kc < k_chunks; kc++) {
+                    advance(tile_pos, stages);
                 }
             }
+            fold_tile<kInnerProduct, P::kBlockN / 8>(acc[1], col0, bias, int32_t(args.k), best[1]);
         }
 #pragma unroll
         for (int slab = 0; slab < 2; slab++) {
@@ -380,8 +458,15 @@ int64_t launch(const AssignArgs& args, cudaStream_t stream) {
             std::is_same_v<Half, __half> ? CU_TENSOR_MAP_DATA_TYPE_FLOAT16 : CU_TENSOR_MAP_DATA_TYPE_BFLOAT16;
     if (args.d_pad <= ResidentPolicy::kMaxDim) {
         using P = ResidentPolicy;
-        auto kernel = flash_assign_resident_kernel<Half, kInnerProduct>;
+        static_assert(P::kMaxDim == 4 * P::kBlockK, "one kernel per K chunk count");
+        const int k_chunks = P::k_chunks(args.d_pad);
+        auto kernel = k_chunks == 1   ? flash_assign_resident_kernel<Half, kInnerProduct, 1>
+                      : k_chunks == 2 ? flash_assign_resident_kernel<Half, kInnerProduct, 2>
+                      : k_chunks == 3 ? flash_assign_resident_kernel<Half, kInnerProduct, 3>
+                                      : flash_assign_resident_kernel<Half, kInnerProduct, 4>;
         const int stages = P::stages(args.d_pad);
+        FAISS_THROW_IF_NOT_FMT(stages >= k_chunks, "FlashAssign sm90: %d ring stages cannot hold a tile at d_pad %d",
+                               stages, args.d_pad);
         const size_t smem = P::smem_bytes(args.d_pad, stages);
         reserve_smem(kernel, smem);
         const CUtensorMap map_x = make_map(args.x, type, args.batch * args.n, args.ldx, args.d_pad, P::kBlockM);
@@ -426,7 +511,7 @@ bool sm90_assign_supported(const AssignArgs& args, Operand op) {
     }
     cudaFuncAttributes attr;
     // The kernel has a body only in the sm_90a build: check what was loaded.
-    if (cudaFuncGetAttributes(&attr, flash_assign_resident_kernel<__half, false>) != cudaSuccess) {
+    if (cudaFuncGetAttributes(&attr, flash_assign_resident_kernel<__half, false, 2>) != cudaSuccess) {
         cudaGetLastError();
         return false;
     }

@@ -52,8 +52,12 @@ __device__ __forceinline__ void wgmma_fence() {
 __device__ __forceinline__ void wgmma_commit() {
     asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory");
 }
-__device__ __forceinline__ void wgmma_wait_all() {
-    asm volatile("wgmma.wait_group.sync.aligned 0;\n" ::: "memory");
+/// Waits until at most kPending of this warpgroup's committed groups are
+/// still running (0: all done), so accumulators of older groups can be read
+/// while the newest ones keep the tensor cores busy.
+template <int kPending>
+__device__ __forceinline__ void wgmma_wait() {
+    asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(kPending) : "memory");
 }
 
 /** d (64 x N fp32 per warpgroup, N/2 registers per thread) += A (64 x 16)
