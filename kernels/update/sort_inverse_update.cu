@@ -21,6 +21,12 @@ namespace {
 /// cluster over many warps.
 constexpr int kChunkRows = 64;
 constexpr int kWarpsPerBlock = 8;
+/// Rows of a chunk whose loads a lane issues before it adds any of them:
+/// one row at a time leaves the chunk sum latency bound.
+constexpr int kRowsInFlight = 8;
+/// Dimensions per thread in one pass of cluster_means_kernel: independent
+/// fp64 chains over the cluster's chunks.
+constexpr int kMeanDimsPerThread = 4;
 
 /// Workspace carve-up, the same on host (sizes) and device (pointers).
 struct Workspace {
@@ -33,7 +39,6 @@ struct Workspace {
     int64_t* chunk_start;  // B·K + 1: exclusive scan of chunk_count
     float* partials;       // max_chunks × d
     float* partial_weights; // max_chunks
-    double* coord_shift;   // B·K·d: squared move per coordinate
     double* cluster_shift; // B·K
     void* sort_temp;
     size_t sort_temp_bytes;
@@ -61,7 +66,6 @@ struct Workspace {
         chunk_start = static_cast<int64_t*>(take(sizeof(int64_t) * (clusters + 1)));
         partials = static_cast<float*>(take(sizeof(float) * max_chunks * d));
         partial_weights = static_cast<float*>(take(sizeof(float) * max_chunks));
-        coord_shift = static_cast<double*>(take(sizeof(double) * clusters * d));
         cluster_shift = static_cast<double*>(take(sizeof(double) * clusters));
         sort_temp_bytes = 0;
         cub::DeviceRadixSort::SortPairs(
@@ -86,9 +90,11 @@ unsigned blocks_for(int64_t items, int threads) {
     return unsigned(std::min<int64_t>((items + threads - 1) / threads, int64_t(1) << 20));
 }
 
-__global__ void make_keys_kernel(const int32_t* labels, int64_t n, int64_t k, int64_t rows, uint32_t* keys, uint32_t* row_ids) {
+/// B·N and B·K are < 2^32 (checked at launch), so 32-bit arithmetic is
+/// exact here and avoids a 64-bit division per point.
+__global__ void make_keys_kernel(const int32_t* labels, uint32_t n, uint32_t k, int64_t rows, uint32_t* keys, uint32_t* row_ids) {
     for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < rows; i += int64_t(gridDim.x) * blockDim.x) {
-        keys[i] = uint32_t((i / n) * k + labels[i]);
+        keys[i] = uint32_t(i) / n * k + uint32_t(labels[i]);
         row_ids[i] = uint32_t(i);
     }
 }
@@ -115,102 +121,199 @@ __global__ void segment_offsets_kernel(const uint32_t* sorted_keys, int64_t rows
     }
 }
 
+/// The cluster owning chunk g: the last q in [0, clusters) with
+/// chunk_start[q] <= g (empty clusters own no chunk). The warp probes 32
+/// evenly spaced entries per step, so the chain of dependent loads is
+/// log32(clusters) long rather than log2(clusters).
+__device__ int64_t owning_cluster(const int64_t* chunk_start, int64_t clusters, int64_t g, int lane) {
+    int64_t lo = 0, hi = clusters; // chunk_start[lo] <= g; the answer is in [lo, hi)
+    while (hi - lo > 1) {
+        const int64_t stride = (hi - lo + 31) >> 5;
+        const int64_t probe = lo + (lane + 1) * stride;
+        const bool at_or_before = probe < hi && chunk_start[probe] <= g;
+        // chunk_start is non-decreasing: the lanes at or before g are a prefix.
+        const int count = __popc(__ballot_sync(0xffffffffu, at_or_before));
+        hi = min(hi, lo + (count + 1) * stride);
+        lo += count * stride;
+    }
+    return lo;
+}
+
+/// p must be aligned to the vector stores: 16 bytes, or 4·kCount if less.
+template <int kCount>
+__device__ __forceinline__ void store_floats(float* p, const float (&v)[kCount]) {
+    if constexpr (kCount % 4 == 0) {
+#pragma unroll
+        for (int i = 0; i < kCount; i += 4) {
+            *reinterpret_cast<float4*>(p + i) = make_float4(v[i], v[i + 1], v[i + 2], v[i + 3]);
+        }
+    } else if constexpr (kCount == 2) {
+        *reinterpret_cast<float2*>(p) = make_float2(v[0], v[1]);
+    } else {
+        static_assert(kCount == 1, "runs of 1, 2 or a multiple of 4 coordinates");
+        p[0] = v[0];
+    }
+}
+
 /// One warp per chunk: fp32 sum of its points (sorted = index order) into
-/// one partial row. Lanes cover the dimensions.
-__global__ void chunk_sums_kernel(UpdateArgs args, Workspace ws, int64_t clusters) {
+/// one partial row, acc = fma(x, w, acc) per row in order. Each lane covers
+/// kVec contiguous dimensions per pass, loaded in one access (the launch
+/// checks the alignment); kVec = 1 is the general path.
+template <typename T, int kVec>
+__global__ void __launch_bounds__(32 * kWarpsPerBlock) chunk_sums_kernel(UpdateArgs args, Workspace ws, int64_t clusters) {
+    static_assert(kChunkRows == 64, "a lane holds two of the chunk's entries");
+    static_assert(32 % kRowsInFlight == 0, "a group of rows sits in one half of the chunk");
+    constexpr int kPassDims = 32 * kVec;
     const int lane = threadIdx.x % 32;
     const int64_t g = blockIdx.x * int64_t(kWarpsPerBlock) + threadIdx.x / 32;
     if (g >= ws.chunk_start[clusters]) {
         return;
     }
-    // The cluster owning chunk g: the last q with chunk_start[q] <= g.
-    int64_t lo = 0, hi = clusters;
-    while (hi - lo > 1) {
-        const int64_t mid = (lo + hi) / 2;
-        if (ws.chunk_start[mid] <= g) {
-            lo = mid;
-        } else {
-            hi = mid;
-        }
-    }
-    const int64_t q = lo;
+    const int64_t q = owning_cluster(ws.chunk_start, clusters, g, lane);
     const int64_t p0 = ws.offsets[q] + (g - ws.chunk_start[q]) * kChunkRows;
-    const int64_t end = ws.offsets[q + 1];
-    const int64_t p1 = p0 + kChunkRows < end ? p0 + kChunkRows : end;
-    float* out = ws.partials + g * args.d;
-    // 4 dimensions per lane per pass: a row's loads are issued together.
-    for (int64_t dbase = 0; dbase < args.d; dbase += 128) {
-        float acc[4] = {0, 0, 0, 0};
-#pragma unroll 2
-        for (int64_t p = p0; p < p1; p++) {
-            const int64_t row = ws.rows_out[p];
-            const float w = args.weights ? args.weights[row] : 1.0f;
+    const int count = int(min(ws.offsets[q + 1] - p0, int64_t(kChunkRows)));
+
+    // Lane i holds the chunk's entries i and 32 + i; rows are broadcast
+    // from there, so no load waits on another inside the row loop.
+    uint32_t row_low = 0, row_high = 0;
+    float w_low = 0, w_high = 0;
+    if (lane < count) {
+        row_low = ws.rows_out[p0 + lane];
+        w_low = args.weights ? args.weights[row_low] : 1.0f;
+    }
+    if (32 + lane < count) {
+        row_high = ws.rows_out[p0 + 32 + lane];
+        w_high = args.weights ? args.weights[row_high] : 1.0f;
+    }
+
+    const T* x = static_cast<const T*>(args.x);
+    const int64_t d = args.d;
+    float* out = ws.partials + g * d;
+    for (int64_t pass = 0; pass < d; pass += kPassDims) {
+        const int64_t dim = pass + lane * kVec;
+        // Every load is issued, from a clamped row and dimension where the
+        // chunk or the row ends (repeats, not added): predicated loads
+        // would make the compiler copy each result out and serialize on it.
+        const int64_t column = min(dim, d - kVec);
+        float acc[kVec] = {};
+        for (int r0 = 0; r0 < count; r0 += kRowsInFlight) {
+            const bool high = r0 >= 32;
+            PointVector<T, kVec> loaded[kRowsInFlight];
+            float w[kRowsInFlight];
 #pragma unroll
-            for (int j = 0; j < 4; j++) {
-                const int64_t dim = dbase + lane + 32 * j;
-                if (dim < args.d) {
-                    acc[j] += load_point(args.x, args.x_type, row * args.ldx + dim) * w;
+            for (int u = 0; u < kRowsInFlight; u++) {
+                const int src_lane = min(r0 + u, count - 1) % 32;
+                const uint32_t row = __shfl_sync(0xffffffffu, high ? row_high : row_low, src_lane);
+                w[u] = __shfl_sync(0xffffffffu, high ? w_high : w_low, src_lane);
+                loaded[u].load(x + row * args.ldx + column);
+            }
+#pragma unroll
+            for (int u = 0; u < kRowsInFlight; u++) {
+                if (r0 + u < count && dim < d) {
+                    float v[kVec];
+                    loaded[u].to_float(v);
+#pragma unroll
+                    for (int i = 0; i < kVec; i++) {
+                        acc[i] = __fmaf_rn(v[i], w[u], acc[i]);
+                    }
                 }
             }
         }
-#pragma unroll
-        for (int j = 0; j < 4; j++) {
-            const int64_t dim = dbase + lane + 32 * j;
-            if (dim < args.d) {
-                out[dim] = acc[j];
-            }
+        if (dim < d) {
+            store_floats(out + dim, acc);
         }
     }
+
+    float wsum = 0;
+    for (int r = 0; r < count; r++) {
+        wsum += __shfl_sync(0xffffffffu, r < 32 ? w_low : w_high, r % 32);
+    }
     if (lane == 0) {
-        float wsum = 0;
-        for (int64_t p = p0; p < p1; p++) {
-            wsum += args.weights ? args.weights[ws.rows_out[p]] : 1.0f;
-        }
         ws.partial_weights[g] = wsum;
     }
 }
 
-/// Per cluster: total weight of its chunks, in chunk order.
-__global__ void cluster_weights_kernel(UpdateArgs args, Workspace ws, int64_t clusters) {
-    for (int64_t q = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; q < clusters; q += int64_t(gridDim.x) * blockDim.x) {
-        double weight = 0;
-        for (int64_t g = ws.chunk_start[q]; g < ws.chunk_start[q + 1]; g++) {
-            weight += ws.partial_weights[g];
+/// Per cluster, by a team of kTeam threads (a warp, or the whole block):
+/// its weight (fp64 over its chunks in order), its mean (fp64 over its
+/// partial rows in chunk order; empty -> zeros; frozen untouched) and its
+/// shift, the squared moves of its coordinates added in dimension order.
+/// Threads cover the dimensions, so the squared moves go through shared
+/// memory for thread 0 to add in that order, one pass at a time; the two
+/// buffers let the other threads start the next pass meanwhile.
+template <int kTeam>
+__global__ void __launch_bounds__(kTeam == 32 ? 32 * kWarpsPerBlock : kTeam)
+        cluster_means_kernel(UpdateArgs args, Workspace ws, int64_t clusters) {
+    constexpr int kTeamsPerBlock = kTeam == 32 ? kWarpsPerBlock : 1;
+    constexpr int kPassDims = kTeam * kMeanDimsPerThread;
+    __shared__ double s_moved[kTeamsPerBlock][2][kPassDims];
+    const int t = threadIdx.x % kTeam;
+    const int team = threadIdx.x / kTeam;
+    const int64_t d = args.d;
+    // Runs on across clusters: consecutive passes alternate buffers.
+    int buffer = 0;
+    for (int64_t q = blockIdx.x * int64_t(kTeamsPerBlock) + team; q < clusters;
+         q += int64_t(gridDim.x) * kTeamsPerBlock) {
+        const int64_t g0 = ws.chunk_start[q], g1 = ws.chunk_start[q + 1];
+        double weight_sum = 0;
+        for (int64_t g = g0; g < g1; g++) {
+            weight_sum += ws.partial_weights[g];
         }
-        args.cluster_weights[q] = float(weight);
-    }
-}
-
-/// One thread per (cluster, dim): adds the cluster's partial rows in chunk
-/// order (fp64), writes the mean (empty -> zeros; frozen untouched) and the
-/// squared move of that coordinate.
-__global__ void finalize_kernel(UpdateArgs args, Workspace ws, int64_t clusters) {
-    for (int64_t e = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; e < clusters * args.d; e += int64_t(gridDim.x) * blockDim.x) {
-        const int64_t q = e / args.d, dim = e % args.d;
-        double moved = 0;
-        if (q % args.k >= args.k_frozen) {
-            double sum = 0;
-            for (int64_t g = ws.chunk_start[q]; g < ws.chunk_start[q + 1]; g++) {
-                sum += ws.partials[g * args.d + dim];
+        // The mean divides by the weight as stored, in fp32.
+        const float weight = float(weight_sum);
+        if (t == 0) {
+            args.cluster_weights[q] = weight;
+        }
+        if (q % args.k < args.k_frozen) {
+            if (t == 0) {
+                ws.cluster_shift[q] = 0;
             }
-            const float weight = args.cluster_weights[q];
-            const float updated = weight == 0 ? 0.0f : float(sum / weight);
-            const double delta = double(updated) - args.centroids[e];
-            moved = delta * delta;
-            args.centroids[e] = updated;
+            continue;
         }
-        ws.coord_shift[e] = moved;
-    }
-}
-
-/// Per cluster: its coordinates' squared moves, in dimension order.
-__global__ void cluster_shift_kernel(const Workspace ws, int64_t clusters, int64_t d) {
-    for (int64_t q = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; q < clusters; q += int64_t(gridDim.x) * blockDim.x) {
+        float* centroid = args.centroids + q * d;
         double shift = 0;
-        for (int64_t dim = 0; dim < d; dim++) {
-            shift += ws.coord_shift[q * d + dim];
+        for (int64_t pass = 0; pass < d; pass += kPassDims, buffer ^= 1) {
+            // Dimensions past d read the last one, and are not written:
+            // unconditional loads let the compiler overlap the chunks'.
+            int64_t column[kMeanDimsPerThread];
+#pragma unroll
+            for (int j = 0; j < kMeanDimsPerThread; j++) {
+                column[j] = min(pass + t + j * kTeam, d - 1);
+            }
+            double sum[kMeanDimsPerThread] = {};
+            const float* partial = ws.partials + g0 * d;
+#pragma unroll 4
+            for (int64_t g = g0; g < g1; g++, partial += d) {
+#pragma unroll
+                for (int j = 0; j < kMeanDimsPerThread; j++) {
+                    sum[j] += partial[column[j]];
+                }
+            }
+            double* moved = s_moved[team][buffer];
+#pragma unroll
+            for (int j = 0; j < kMeanDimsPerThread; j++) {
+                const int64_t dim = pass + t + j * kTeam;
+                if (dim < d) {
+                    const float updated = weight == 0 ? 0.0f : float(sum[j] / weight);
+                    const double delta = double(updated) - centroid[dim];
+                    moved[t + j * kTeam] = __dmul_rn(delta, delta);
+                    centroid[dim] = updated;
+                }
+            }
+            if constexpr (kTeam == 32) {
+                __syncwarp();
+            } else {
+                __syncthreads();
+            }
+            if (t == 0) {
+                const int pass_dims = int(min(d - pass, int64_t(kPassDims)));
+                for (int i = 0; i < pass_dims; i++) {
+                    shift += moved[i];
+                }
+            }
         }
-        ws.cluster_shift[q] = shift;
+        if (t == 0) {
+            ws.cluster_shift[q] = shift;
+        }
     }
 }
 
@@ -248,6 +351,38 @@ __global__ void problem_stats_kernel(UpdateArgs args, Workspace ws) {
     }
 }
 
+/// The widest access (kVecBytes, halving down to one element) for which
+/// every lane's run of coordinates is aligned and inside its row: x, the
+/// row stride and d must all be multiples of it, and the partial rows must
+/// take the matching fp32 stores. Wider is not taken where a warp's lanes
+/// would cover more than one row per pass (idle lanes, no gain).
+template <typename T, int kVecBytes>
+void launch_chunk_sums(const UpdateArgs& args, const Workspace& ws, int64_t clusters, cudaStream_t stream) {
+    if constexpr (kVecBytes > int(sizeof(T))) {
+        const int64_t row_bytes = args.d * int64_t(sizeof(T));
+        const bool fits = reinterpret_cast<uintptr_t>(args.x) % kVecBytes == 0 &&
+                args.ldx * int64_t(sizeof(T)) % kVecBytes == 0 && row_bytes % kVecBytes == 0 &&
+                row_bytes >= 32 * kVecBytes && reinterpret_cast<uintptr_t>(ws.partials) % 16 == 0;
+        if (!fits) {
+            launch_chunk_sums<T, kVecBytes / 2>(args, ws, clusters, stream);
+            return;
+        }
+    }
+    // Grid for the worst case; warps past the real chunk count return.
+    chunk_sums_kernel<T, kVecBytes / int(sizeof(T))>
+            <<<unsigned((ws.max_chunks + kWarpsPerBlock - 1) / kWarpsPerBlock), 32 * kWarpsPerBlock, 0, stream>>>(
+                    args, ws, clusters);
+    check_launch("chunk_sums");
+}
+
+template <int kTeam>
+void launch_cluster_means(const UpdateArgs& args, const Workspace& ws, int64_t clusters, cudaStream_t stream) {
+    constexpr int kTeamsPerBlock = kTeam == 32 ? kWarpsPerBlock : 1;
+    cluster_means_kernel<kTeam><<<blocks_for(clusters, kTeamsPerBlock), kTeam * kTeamsPerBlock, 0, stream>>>(
+            args, ws, clusters);
+    check_launch("cluster_means");
+}
+
 } // namespace
 
 size_t update_workspace_bytes(int64_t batch, int64_t n, int64_t k, int64_t d) {
@@ -262,7 +397,8 @@ void update_centroids(const UpdateArgs& args, void* workspace, cudaStream_t stre
             long(rows), long(clusters));
     Workspace ws(workspace, args.batch, args.n, args.k, args.d);
 
-    make_keys_kernel<<<blocks_for(rows, 256), 256, 0, stream>>>(args.labels, args.n, args.k, rows, ws.keys_in, ws.rows_in);
+    make_keys_kernel<<<blocks_for(rows, 256), 256, 0, stream>>>(
+            args.labels, uint32_t(args.n), uint32_t(args.k), rows, ws.keys_in, ws.rows_in);
     check_launch("make_keys");
     size_t sort_bytes = ws.sort_temp_bytes;
     const cudaError_t sort_err = cub::DeviceRadixSort::SortPairs(
@@ -276,16 +412,28 @@ void update_centroids(const UpdateArgs& args, void* workspace, cudaStream_t stre
     const cudaError_t scan_err = cub::DeviceScan::ExclusiveSum(
             ws.scan_temp, scan_bytes, ws.chunk_count, ws.chunk_start, clusters + 1, stream);
     FAISS_THROW_IF_NOT_FMT(scan_err == cudaSuccess, "chunk scan failed: %s", cudaGetErrorString(scan_err));
-    // Grid for the worst case; warps past the real chunk count return.
-    chunk_sums_kernel<<<unsigned((ws.max_chunks + kWarpsPerBlock - 1) / kWarpsPerBlock), 32 * kWarpsPerBlock, 0, stream>>>(
-            args, ws, clusters);
-    check_launch("chunk_sums");
-    cluster_weights_kernel<<<blocks_for(clusters, 256), 256, 0, stream>>>(args, ws, clusters);
-    check_launch("cluster_weights");
-    finalize_kernel<<<blocks_for(clusters * args.d, 256), 256, 0, stream>>>(args, ws, clusters);
-    check_launch("finalize");
-    cluster_shift_kernel<<<blocks_for(clusters, 256), 256, 0, stream>>>(ws, clusters, args.d);
-    check_launch("cluster_shift");
+    switch (args.x_type) {
+        case PointType::F16:
+            launch_chunk_sums<__half, 16>(args, ws, clusters, stream);
+            break;
+        case PointType::BF16:
+            launch_chunk_sums<__nv_bfloat16, 16>(args, ws, clusters, stream);
+            break;
+        default:
+            launch_chunk_sums<float, 16>(args, ws, clusters, stream);
+    }
+    // Enough threads per cluster for kMeanDimsPerThread dimensions each,
+    // up to a block.
+    const int64_t mean_threads = (args.d + kMeanDimsPerThread - 1) / kMeanDimsPerThread;
+    if (mean_threads <= 32) {
+        launch_cluster_means<32>(args, ws, clusters, stream);
+    } else if (mean_threads <= 64) {
+        launch_cluster_means<64>(args, ws, clusters, stream);
+    } else if (mean_threads <= 128) {
+        launch_cluster_means<128>(args, ws, clusters, stream);
+    } else {
+        launch_cluster_means<256>(args, ws, clusters, stream);
+    }
     problem_stats_kernel<<<unsigned(args.batch), 256, 0, stream>>>(args, ws);
     check_launch("problem_stats");
 }

@@ -2,7 +2,8 @@
 // pairs makes every cluster a contiguous segment of the sorted order. Each
 // segment is cut into fixed chunks of at most kChunkRows points; one warp
 // sums a chunk on chip (fp32, in point order) and writes one partial row;
-// one warp per cluster then adds its partials in chunk order (fp64). No
+// a warp or block per cluster then adds its partials in chunk order (fp64)
+// and its coordinates' squared moves in dimension order. No
 // atomics and no order that depends on scheduling: the result is
 // bit-identical run to run. Host-facing declarations only.
 

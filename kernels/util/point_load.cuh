@@ -1,12 +1,14 @@
-// Reading one coordinate of the caller's points, whatever their storage
-// type, as fp32 (the update and the operand preparation read the caller's
-// own values).
+// Reading the caller's points, whatever their storage type, as fp32 (the
+// update and the operand preparation read the caller's own values): one
+// coordinate by runtime type, or a run of coordinates by static type in one
+// memory access.
 
 #pragma once
 
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cstdint>
+#include <cstring>
 
 #include "../update/sort_inverse_update.cuh"
 
@@ -23,6 +25,58 @@ __device__ __forceinline__ float load_point(const void* x, PointType t, int64_t 
             return static_cast<const float*>(x)[i];
     }
 }
+
+__device__ __forceinline__ float point_to_float(float v) {
+    return v;
+}
+__device__ __forceinline__ float point_to_float(__half v) {
+    return __half2float(v);
+}
+__device__ __forceinline__ float point_to_float(__nv_bfloat16 v) {
+    return __bfloat162float(v);
+}
+
+/// The unsigned type __ldg loads kBytes with in one access.
+template <int kBytes>
+struct PointBits;
+template <>
+struct PointBits<2> {
+    using type = unsigned short;
+};
+template <>
+struct PointBits<4> {
+    using type = unsigned int;
+};
+template <>
+struct PointBits<8> {
+    using type = uint2;
+};
+template <>
+struct PointBits<16> {
+    using type = uint4;
+};
+
+/// kCount contiguous coordinates of type T, held as loaded so that several
+/// rows' accesses can be in flight before any is converted.
+template <typename T, int kCount>
+struct PointVector {
+    using Bits = typename PointBits<int(sizeof(T)) * kCount>::type;
+    Bits bits;
+
+    /// p must be aligned to sizeof(Bits).
+    __device__ __forceinline__ void load(const T* p) {
+        bits = __ldg(reinterpret_cast<const Bits*>(p));
+    }
+
+    __device__ __forceinline__ void to_float(float (&out)[kCount]) const {
+        T values[kCount];
+        memcpy(values, &bits, sizeof(bits));
+#pragma unroll
+        for (int i = 0; i < kCount; i++) {
+            out[i] = point_to_float(values[i]);
+        }
+    }
+};
 
 } // namespace kernels
 } // namespace faiss_flash
