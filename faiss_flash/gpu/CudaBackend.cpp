@@ -2,6 +2,7 @@
 
 #include <vector>
 
+#include <kernels/assign/flash_assign_sm90.cuh>
 #include <kernels/util/operands.cuh>
 
 namespace faiss_flash {
@@ -17,6 +18,18 @@ bool usable_as_operand(const void* x, PointType t, int64_t ldx, int64_t d, Opera
     const int chunk = kernels::operand_chunk(op);
     return same_type && d % chunk == 0 && ldx % chunk == 0 &&
             reinterpret_cast<uintptr_t>(x) % 16 == 0;
+}
+
+/// Exact fp32 products run as F16x3 where the Hopper kernels take them:
+/// fp16 tensor cores are twice as fast as tf32 ones.
+bool f16x3_runs_on_sm90(const LloydShape& shape) {
+    const int chunk = kernels::operand_chunk(Operand::F16x3);
+    kernels::AssignArgs probe;
+    probe.batch = shape.batch;
+    probe.n = shape.n;
+    probe.k = shape.k;
+    probe.d_pad = int((shape.d + chunk - 1) / chunk * chunk * kernels::operand_width_factor(Operand::F16x3));
+    return kernels::sm90_assign_supported(probe, Operand::F16x3);
 }
 
 float elapsed_ms(cudaEvent_t a, cudaEvent_t b) {
@@ -116,8 +129,12 @@ void CudaBackend::bind_common(const LloydShape& shape, PointType t, int64_t ldx,
     ldx_ = ldx;
     weights_ = weights;
     operand_ = choose_operand(t, params_.precision);
+    if (operand_ == Operand::TF32x3 && f16x3_runs_on_sm90(shape)) {
+        operand_ = Operand::F16x3;
+    }
     const int chunk = kernels::operand_chunk(operand_);
     d_pad_ = (shape.d + chunk - 1) / chunk * chunk;
+    op_width_ = d_pad_ * kernels::operand_width_factor(operand_);
     const int64_t rows = shape.batch * shape.n;
     const int64_t clusters = shape.batch * shape.k;
     const size_t op_bytes = kernels::operand_bytes(operand_);
@@ -135,6 +152,16 @@ void CudaBackend::bind_common(const LloydShape& shape, PointType t, int64_t ldx,
             kernels::convert_rows(x_, ldx, t, rows, shape.d, nullptr, shape.d, operand_,
                                   x_norms_.as<float>(), stream_);
         }
+    } else if (operand_ == Operand::F16x3) {
+        x_split_exps_.allocate(sizeof(int32_t) * shape.batch, "the point scale exponents");
+        kernels::split_exponents(static_cast<const float*>(x_), ldx, shape.batch, shape.n, shape.d,
+                                 x_split_exps_.as<int32_t>(), stream_);
+        x_op_copy_.allocate(op_bytes * rows * op_width_, "the fp16-split copy of the points");
+        kernels::split_points(static_cast<const float*>(x_), ldx, shape.batch, shape.n, shape.d, int(d_pad_),
+                              x_split_exps_.as<int32_t>(), x_op_copy_.as<void>(), l2 ? x_norms_.as<float>() : nullptr,
+                              stream_);
+        x_op_ = x_op_copy_.as<void>();
+        ld_op_ = op_width_;
     } else {
         x_op_copy_.allocate(op_bytes * rows * d_pad_, "the tensor-core copy of the points");
         kernels::convert_rows(x_, ldx, t, rows, shape.d, x_op_copy_.as<void>(), d_pad_, operand_,
@@ -144,8 +171,9 @@ void CudaBackend::bind_common(const LloydShape& shape, PointType t, int64_t ldx,
     }
 
     centroids_.allocate(sizeof(float) * clusters * shape.d, "the centroids");
-    c_op_.allocate(op_bytes * clusters * d_pad_, "the tensor-core copy of the centroids");
+    c_op_.allocate(op_bytes * clusters * op_width_, "the tensor-core copy of the centroids");
     c_bias_.allocate(sizeof(float) * clusters, "the centroid norms");
+    c_multiplier_.allocate(operand_ == Operand::F16x3 ? sizeof(float) * clusters : 0, "the centroid multipliers");
     cluster_weights_.allocate(sizeof(float) * clusters, "the cluster weights");
     labels_.allocate(sizeof(int32_t) * rows, "the labels");
     distances_.allocate(sizeof(float) * rows, "the distances");
@@ -204,6 +232,13 @@ void CudaBackend::prepare_centroids() {
         return;
     }
     const bool l2 = shape_.metric == Metric::L2;
+    if (operand_ == Operand::F16x3) {
+        kernels::split_centroids(centroids_.as<float>(), shape_.batch, shape_.k, shape_.d, int(d_pad_),
+                                 x_split_exps_.as<int32_t>(), l2, c_op_.as<void>(), c_bias_.as<float>(),
+                                 c_multiplier_.as<float>(), stream_);
+        centroids_dirty_ = false;
+        return;
+    }
     kernels::convert_rows(centroids_.as<float>(), shape_.d, PointType::F32, shape_.batch * shape_.k,
                           shape_.d, c_op_.as<void>(), d_pad_, operand_,
                           l2 ? c_bias_.as<float>() : nullptr, stream_);
@@ -218,13 +253,14 @@ kernels::AssignArgs CudaBackend::assign_args(bool with_distances) const {
     a.x = x_op_;
     a.ldx = ld_op_;
     a.c = c_op_.as<void>();
-    a.ldc = d_pad_;
+    a.ldc = op_width_;
     a.c_bias = c_bias_.as<float>();
+    a.c_multiplier = operand_ == Operand::F16x3 ? c_multiplier_.as<float>() : nullptr;
     a.x_norms = shape_.metric == Metric::L2 ? x_norms_.as<float>() : nullptr;
     a.batch = shape_.batch;
     a.n = shape_.n;
     a.k = shape_.k;
-    a.d_pad = int(d_pad_);
+    a.d_pad = int(op_width_);
     a.inner_product = shape_.metric == Metric::InnerProduct;
     a.labels = labels_.as<int32_t>();
     a.distances = with_distances ? distances_.as<float>() : nullptr;

@@ -92,7 +92,8 @@ class CudaBackend : public LloydBackend {
 
     LloydShape shape_;
     Operand operand_ = Operand::TF32x3;
-    int64_t d_pad_ = 0; ///< d rounded up to the operand's 16-byte chunk
+    int64_t d_pad_ = 0;    ///< d rounded up to the operand's 16-byte chunk
+    int64_t op_width_ = 0; ///< operand row width: d_pad_, 3·d_pad_ for F16x3
 
     // Points: the caller's (or uploaded) values, and the operand copy.
     const void* x_ = nullptr;
@@ -102,9 +103,11 @@ class CudaBackend : public LloydBackend {
     const void* x_op_ = nullptr;
     int64_t ld_op_ = 0;
     DeviceBuffer x_upload_, weights_upload_, x_op_copy_, x_norms_;
+    DeviceBuffer x_split_exps_; ///< F16x3: the points' scale exponent per problem
 
-    // Centroids: fp32 master copy, operand copy, per-centroid bias.
-    DeviceBuffer centroids_, c_op_, c_bias_, cluster_weights_;
+    // Centroids: fp32 master copy, operand copy, per-centroid score terms
+    // (bias; F16x3: product multiplier).
+    DeviceBuffer centroids_, c_op_, c_bias_, c_multiplier_, cluster_weights_;
     bool centroids_dirty_ = true;
 
     // Step outputs and scratch.

@@ -311,6 +311,8 @@ int64_t flash_assign(const AssignArgs& args, Operand op, cudaStream_t stream) {
             return launch_tile<RecipeTf32<false>>(args, stream);
         case Operand::TF32x3:
             return launch_tile<RecipeTf32<true>>(args, stream);
+        case Operand::F16x3:
+            FAISS_THROW_MSG("FlashAssign: F16x3 operands run on the sm90 path only");
     }
     FAISS_THROW_MSG("FlashAssign: unknown operand");
 }

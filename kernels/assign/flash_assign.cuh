@@ -19,11 +19,22 @@ enum class Operand {
     BF16,   ///< bf16 operands, exact products, fp32 accumulation
     TF32,   ///< fp32 operands rounded to tf32
     TF32x3, ///< fp32 operands, 3xTF32 split: fp32-accurate products
+    /** fp32 operands split into fp16 pairs (hi + lo, scaled by powers of
+     * two: util/operands.cuh): one fp16 product of rows 3·d_pad wide adds
+     * hi·hi + hi·lo + lo·hi, fp32-accurate at the fp16 tensor-core rate,
+     * which is twice the tf32 rate. Hopper (sm90) path only.
+     */
+    F16x3,
 };
 
 /// Bytes per element of an operand type in memory.
 inline int operand_bytes(Operand op) {
-    return op == Operand::F16 || op == Operand::BF16 ? 2 : 4;
+    return op == Operand::TF32 || op == Operand::TF32x3 ? 4 : 2;
+}
+
+/// Operand elements per padded dimension: F16x3 stores three per value.
+inline int operand_width_factor(Operand op) {
+    return op == Operand::F16x3 ? 3 : 1;
 }
 
 /// Elements per 16-byte chunk: rows are copied in such chunks, so d is
@@ -39,12 +50,18 @@ struct AssignArgs {
     int64_t ldc = 0;
     /// B·K per-centroid score bias: L2 ||c||², IP 0.
     const float* c_bias = nullptr;
+    /** F16x3 only: B·K factors turning a product of the scaled operands
+     * into its score term (-2 for L2, -1 for IP, over the two scales).
+     * nullptr otherwise.
+     */
+    const float* c_multiplier = nullptr;
     /// B·N squared norms of the points (L2 only; nullptr for IP).
     const float* x_norms = nullptr;
     int64_t batch = 1;
     int64_t n = 0;
     int64_t k = 0;
-    /// d rounded up to operand_chunk(); columns [d, d_pad) are zeros.
+    /// Operand row width: d rounded up to operand_chunk() (times 3 for
+    /// F16x3); the padding columns are zeros.
     int d_pad = 0;
     bool inner_product = false;
 

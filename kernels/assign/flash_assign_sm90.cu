@@ -102,15 +102,22 @@ struct RowBest {
     int32_t index[2] = {0, 0};
 };
 
+/// How a product becomes a score (lower is better).
+enum class Score {
+    L2,           ///< bias - 2 * product (bias = ||c||^2)
+    InnerProduct, ///< bias - product (bias = 0)
+    Scaled,       ///< bias + multiplier * product: F16x3 operands, L2 or IP
+};
+
 /** Folds the thread's columns of one tile: the tile's own argmin first
  * (column offsets are compile-time constants, so an index costs one select),
  * then one merge into the running argmin. Columns in increasing order and
  * strict '<' keep the lowest index on ties. kMasked: the tile runs past k;
  * its columns from cols_left on score +inf.
  */
-template <bool kInnerProduct, bool kMasked, int kBlocks8>
-__device__ __forceinline__ void fold_columns(
-        const float (&acc)[4 * kBlocks8], const float* lane_bias, int32_t lane_col0, int32_t cols_left, RowBest& best) {
+template <Score kScore, bool kMasked, int kBlocks8>
+__device__ __forceinline__ void fold_columns(const float (&acc)[4 * kBlocks8], const float* lane_bias, const float* lane_mult,
+                                             int32_t lane_col0, int32_t cols_left, RowBest& best) {
     float tile_score[2] = {INFINITY, INFINITY};
     int32_t tile_col[2] = {0, 0};
 #pragma unroll
@@ -118,11 +125,15 @@ __device__ __forceinline__ void fold_columns(
 #pragma unroll
         for (int e = 0; e < 2; e++) {
             const int c = 8 * j + e;
-            const float cb = !kMasked || c < cols_left ? __ldg(lane_bias + c) : INFINITY;
+            const bool real = !kMasked || c < cols_left;
+            const float cb = real ? __ldg(lane_bias + c) : INFINITY;
+            const float cm = kScore == Score::Scaled && real ? __ldg(lane_mult + c) : 0.0f;
 #pragma unroll
             for (int h = 0; h < 2; h++) {
                 const float dot = acc[4 * j + 2 * h + e];
-                const float score = kInnerProduct ? cb - dot : fmaf(-2.0f, dot, cb);
+                const float score = kScore == Score::L2             ? fmaf(-2.0f, dot, cb)
+                                    : kScore == Score::InnerProduct ? cb - dot
+                                                                    : fmaf(cm, dot, cb);
                 if (score < tile_score[h]) {
                     tile_score[h] = score;
                     tile_col[h] = c;
@@ -144,13 +155,15 @@ __device__ __forceinline__ void fold_columns(
  * last tile of a problem can run past k: the others load without bounds.
  * 32-bit columns: k < 2^31 (checked at launch).
  */
-template <bool kInnerProduct, int kBlocks8>
-__device__ __forceinline__ void fold_tile(const float (&acc)[4 * kBlocks8], int32_t col0, const float* bias, int32_t k, RowBest& best) {
+template <Score kScore, int kBlocks8>
+__device__ __forceinline__ void fold_tile(const float (&acc)[4 * kBlocks8], int32_t col0, const float* bias, const float* mult,
+                                          int32_t k, RowBest& best) {
     const int32_t lane_col0 = col0 + 2 * int32_t(threadIdx.x % 4);
+    const float* lane_mult = kScore == Score::Scaled ? mult + lane_col0 : nullptr;
     if (col0 + 8 * kBlocks8 <= k) {
-        fold_columns<kInnerProduct, false, kBlocks8>(acc, bias + lane_col0, lane_col0, 0, best);
+        fold_columns<kScore, false, kBlocks8>(acc, bias + lane_col0, lane_mult, lane_col0, 0, best);
     } else {
-        fold_columns<kInnerProduct, true, kBlocks8>(acc, bias + lane_col0, lane_col0, k - lane_col0, best);
+        fold_columns<kScore, true, kBlocks8>(acc, bias + lane_col0, lane_mult, lane_col0, k - lane_col0, best);
     }
 }
 
@@ -159,8 +172,7 @@ __device__ __forceinline__ void fold_tile(const float (&acc)[4 * kBlocks8], int3
  * distance of the rows of the 64-row slab starting at CTA row slab_row0, and
  * their distances into row_dist (0 for rows past n).
  */
-template <bool kInnerProduct>
-__device__ __forceinline__ void finish_rows(RowBest best, const AssignArgs& args, int64_t b, int64_t cta_row0, int slab_row0, float* row_dist) {
+[[maybe_unused]] __device__ __forceinline__ void finish_rows(RowBest best, const AssignArgs& args, int64_t b, int64_t cta_row0, int slab_row0, float* row_dist) {
     const int warp = (threadIdx.x % 128) / 32, lane = threadIdx.x % 32;
 #pragma unroll
     for (int h = 0; h < 2; h++) {
@@ -173,7 +185,7 @@ __device__ __forceinline__ void finish_rows(RowBest best, const AssignArgs& args
             float dist = 0;
             if (row < args.n) {
                 const int64_t out = b * args.n + row;
-                dist = kInnerProduct ? -sc : fmaxf(args.x_norms[out] + sc, 0.0f);
+                dist = args.inner_product ? -sc : fmaxf(args.x_norms[out] + sc, 0.0f);
                 args.labels[out] = i;
                 if (args.distances) {
                     args.distances[out] = dist;
@@ -210,7 +222,7 @@ __device__ __forceinline__ void finish_rows(RowBest best, const AssignArgs& args
     }
 }
 
-template <typename Half, bool kInnerProduct>
+template <typename Half, Score kScore>
 __global__ void __launch_bounds__(StreamingPolicy::kThreads, 1) flash_assign_streaming_kernel(
         const __grid_constant__ CUtensorMap map_x,
         const __grid_constant__ CUtensorMap map_c,
@@ -259,6 +271,7 @@ __global__ void __launch_bounds__(StreamingPolicy::kThreads, 1) flash_assign_str
         warpgroup_reg_alloc<kConsumerRegs>();
         const int consumer = warpgroup - 1;
         const float* bias = args.c_bias + b * args.k;
+        const float* mult = kScore == Score::Scaled ? args.c_multiplier + b * args.k : nullptr;
         float acc[128];
         RowBest best;
         RingPos pos;
@@ -291,9 +304,9 @@ __global__ void __launch_bounds__(StreamingPolicy::kThreads, 1) flash_assign_str
             if (t == 0) {
                 mbarrier_arrive(&empty[previous.stage]);
             }
-            fold_tile<kInnerProduct, P::kBlockN / 8>(acc, tile * P::kBlockN, bias, int32_t(args.k), best);
+            fold_tile<kScore, P::kBlockN / 8>(acc, tile * P::kBlockN, bias, mult, int32_t(args.k), best);
         }
-        finish_rows<kInnerProduct>(best, args, b, row0, consumer * 64, row_dist);
+        finish_rows(best, args, b, row0, consumer * 64, row_dist);
     }
     __syncthreads();
     write_objective_share(row_dist, P::kBlockM, args);
@@ -303,7 +316,7 @@ __global__ void __launch_bounds__(StreamingPolicy::kThreads, 1) flash_assign_str
 /// kChunks: K chunks of the points (d_pad / 64, rounded up); a compile-time
 /// count lets ptxas see which accumulators each wgmma group writes, so it
 /// does not serialise the groups around the folds.
-template <typename Half, bool kInnerProduct, int kChunks>
+template <typename Half, Score kScore, int kChunks>
 __global__ void __launch_bounds__(ResidentPolicy::kThreads, 1) flash_assign_resident_kernel(
         const __grid_constant__ CUtensorMap map_x,
         const __grid_constant__ CUtensorMap map_c,
@@ -360,6 +373,7 @@ __global__ void __launch_bounds__(ResidentPolicy::kThreads, 1) flash_assign_resi
         // products run on the tensor cores while the other slab is folded.
         const int consumer = warpgroup - 1;
         const float* bias = args.c_bias + b * args.k;
+        const float* mult = kScore == Score::Scaled ? args.c_multiplier + b * args.k : nullptr;
         const unsigned char* own_points = points + consumer * 128 * 128;
         float acc[2][64];
         RowBest best[2];
@@ -395,7 +409,7 @@ __global__ void __launch_bounds__(ResidentPolicy::kThreads, 1) flash_assign_resi
             issue_slab(acc[0], 0, tile_pos);
             issue_slab(acc[1], 1, tile_pos);
             wgmma_wait<1>();
-            fold_tile<kInnerProduct, P::kBlockN / 8>(acc[0], col0, bias, int32_t(args.k), best[0]);
+            fold_tile<kScore, P::kBlockN / 8>(acc[0], col0, bias, mult, int32_t(args.k), best[0]);
             wgmma_wait<0>();
             if (t == 0) {
                 for (int kc = 0; kc < k_chunks; kc++, advance(tile_pos, stages)) {
@@ -406,11 +420,11 @@ __global__ void __launch_bounds__(ResidentPolicy::kThreads, 1) flash_assign_resi
                     advance(tile_pos, stages);
                 }
             }
-            fold_tile<kInnerProduct, P::kBlockN / 8>(acc[1], col0, bias, int32_t(args.k), best[1]);
+            fold_tile<kScore, P::kBlockN / 8>(acc[1], col0, bias, mult, int32_t(args.k), best[1]);
         }
 #pragma unroll
         for (int slab = 0; slab < 2; slab++) {
-            finish_rows<kInnerProduct>(best[slab], args, b, row0, consumer * 128 + slab * 64, row_dist);
+            finish_rows(best[slab], args, b, row0, consumer * 128 + slab * 64, row_dist);
         }
     }
     __syncthreads();
@@ -452,7 +466,7 @@ void reserve_smem(Kernel kernel, size_t bytes) {
                            bytes, cudaGetErrorString(attr));
 }
 
-template <typename Half, bool kInnerProduct>
+template <typename Half, Score kScore>
 int64_t launch(const AssignArgs& args, cudaStream_t stream) {
     const CUtensorMapDataType type =
             std::is_same_v<Half, __half> ? CU_TENSOR_MAP_DATA_TYPE_FLOAT16 : CU_TENSOR_MAP_DATA_TYPE_BFLOAT16;
@@ -460,10 +474,10 @@ int64_t launch(const AssignArgs& args, cudaStream_t stream) {
         using P = ResidentPolicy;
         static_assert(P::kMaxDim == 4 * P::kBlockK, "one kernel per K chunk count");
         const int k_chunks = P::k_chunks(args.d_pad);
-        auto kernel = k_chunks == 1   ? flash_assign_resident_kernel<Half, kInnerProduct, 1>
-                      : k_chunks == 2 ? flash_assign_resident_kernel<Half, kInnerProduct, 2>
-                      : k_chunks == 3 ? flash_assign_resident_kernel<Half, kInnerProduct, 3>
-                                      : flash_assign_resident_kernel<Half, kInnerProduct, 4>;
+        auto kernel = k_chunks == 1   ? flash_assign_resident_kernel<Half, kScore, 1>
+                      : k_chunks == 2 ? flash_assign_resident_kernel<Half, kScore, 2>
+                      : k_chunks == 3 ? flash_assign_resident_kernel<Half, kScore, 3>
+                                      : flash_assign_resident_kernel<Half, kScore, 4>;
         const int stages = P::stages(args.d_pad);
         FAISS_THROW_IF_NOT_FMT(stages >= k_chunks, "FlashAssign sm90: %d ring stages cannot hold a tile at d_pad %d",
                                stages, args.d_pad);
@@ -477,7 +491,7 @@ int64_t launch(const AssignArgs& args, cudaStream_t stream) {
         return m_tiles;
     } else {
         using P = StreamingPolicy;
-        auto kernel = flash_assign_streaming_kernel<Half, kInnerProduct>;
+        auto kernel = flash_assign_streaming_kernel<Half, kScore>;
         reserve_smem(kernel, P::kSmemBytes);
         const CUtensorMap map_x = make_map(args.x, type, args.batch * args.n, args.ldx, args.d_pad, P::kBlockM);
         const CUtensorMap map_c = make_map(args.c, type, args.batch * args.k, args.ldc, args.d_pad, P::kBlockN);
@@ -490,13 +504,13 @@ int64_t launch(const AssignArgs& args, cudaStream_t stream) {
 
 template <typename Half>
 int64_t launch_metric(const AssignArgs& args, cudaStream_t stream) {
-    return args.inner_product ? launch<Half, true>(args, stream) : launch<Half, false>(args, stream);
+    return args.inner_product ? launch<Half, Score::InnerProduct>(args, stream) : launch<Half, Score::L2>(args, stream);
 }
 
 } // namespace
 
 bool sm90_assign_supported(const AssignArgs& args, Operand op) {
-    if (op != Operand::F16 && op != Operand::BF16) {
+    if (op != Operand::F16 && op != Operand::BF16 && op != Operand::F16x3) {
         return false;
     }
     // TMA coordinates are 32-bit; tiny d or k leave most of a wgmma idle.
@@ -511,7 +525,7 @@ bool sm90_assign_supported(const AssignArgs& args, Operand op) {
     }
     cudaFuncAttributes attr;
     // The kernel has a body only in the sm_90a build: check what was loaded.
-    if (cudaFuncGetAttributes(&attr, flash_assign_resident_kernel<__half, false, 2>) != cudaSuccess) {
+    if (cudaFuncGetAttributes(&attr, flash_assign_resident_kernel<__half, Score::L2, 2>) != cudaSuccess) {
         cudaGetLastError();
         return false;
     }
@@ -519,7 +533,17 @@ bool sm90_assign_supported(const AssignArgs& args, Operand op) {
 }
 
 int64_t flash_assign_sm90(const AssignArgs& args, Operand op, cudaStream_t stream) {
-    return op == Operand::F16 ? launch_metric<__half>(args, stream) : launch_metric<__nv_bfloat16>(args, stream);
+    switch (op) {
+        case Operand::F16:
+            return launch_metric<__half>(args, stream);
+        case Operand::BF16:
+            return launch_metric<__nv_bfloat16>(args, stream);
+        case Operand::F16x3:
+            FAISS_THROW_IF_NOT_MSG(args.c_multiplier, "FlashAssign sm90: F16x3 operands need c_multiplier");
+            return launch<__half, Score::Scaled>(args, stream);
+        default:
+            FAISS_THROW_MSG("FlashAssign sm90: 16-bit operands only");
+    }
 }
 
 } // namespace kernels

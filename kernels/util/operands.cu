@@ -54,6 +54,109 @@ __global__ void convert_rows_kernel(const void* src, int64_t ld_src, PointType t
     }
 }
 
+constexpr int kMinSplitExp = -62, kMaxSplitExp = 60;
+
+/// The exponent e of the scale 2^e that brings max_abs below 2^15.
+__device__ __forceinline__ int32_t split_exponent(float max_abs) {
+    if (!(max_abs > 0)) {
+        return 0;
+    }
+    int e = 0;
+    frexpf(max_abs, &e); // max_abs < 2^e
+    return max(kMinSplitExp, min(kMaxSplitExp, 15 - e));
+}
+
+__device__ __forceinline__ float warp_max(float v) {
+#pragma unroll
+    for (int off = 16; off > 0; off /= 2) {
+        v = fmaxf(v, __shfl_xor_sync(0xffffffff, v, off));
+    }
+    return v;
+}
+
+__device__ __forceinline__ float warp_sum(float v) {
+#pragma unroll
+    for (int off = 16; off > 0; off /= 2) {
+        v += __shfl_xor_sync(0xffffffff, v, off);
+    }
+    return v;
+}
+
+/// One warp per row: the row's max |v| into its problem's maximum (the
+/// bits of non-negative floats order like the floats: an integer max).
+__global__ void problem_max_kernel(const float* x, int64_t ldx, int64_t rows, int64_t n, int64_t d, unsigned* max_bits) {
+    const int lane = threadIdx.x % 32;
+    const int64_t r = blockIdx.x * int64_t(blockDim.x / 32) + threadIdx.x / 32;
+    if (r >= rows) {
+        return;
+    }
+    float m = 0;
+    for (int64_t j = lane; j < d; j += 32) {
+        m = fmaxf(m, fabsf(x[r * ldx + j]));
+    }
+    m = warp_max(m);
+    if (lane == 0) {
+        atomicMax(max_bits + r / n, __float_as_uint(m));
+    }
+}
+
+__global__ void exponents_kernel(const unsigned* max_bits, int64_t batch, int32_t* exps) {
+    for (int64_t b = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; b < batch; b += int64_t(gridDim.x) * blockDim.x) {
+        exps[b] = split_exponent(__uint_as_float(max_bits[b]));
+    }
+}
+
+/** One warp per row: writes the three fp16 slices of the row (lo in slice
+ * lo_slot, hi in the other two) and returns the fp32 sum of squares, in the
+ * lane order of convert_rows_kernel (same norms as the fp32 operands).
+ */
+__device__ __forceinline__ float split_row(const float* src, int64_t d, int d_pad, int32_t e, int lo_slot, __half* dst) {
+    const int lane = threadIdx.x % 32;
+    float sq = 0;
+    for (int64_t j = lane; j < d_pad; j += 32) {
+        const float v = j < d ? src[j] : 0.0f;
+        sq += v * v;
+        const float scaled = ldexpf(v, e);
+        const __half hi = __float2half_rn(scaled);
+        const __half lo = __float2half_rn(scaled - __half2float(hi));
+#pragma unroll
+        for (int slot = 0; slot < 3; slot++) {
+            dst[slot * d_pad + j] = slot == lo_slot ? lo : hi;
+        }
+    }
+    return warp_sum(sq);
+}
+
+__global__ void split_points_kernel(const float* x, int64_t ldx, int64_t rows, int64_t n, int64_t d, int d_pad, const int32_t* exps, __half* dst, float* norms) {
+    const int64_t r = blockIdx.x * int64_t(blockDim.x / 32) + threadIdx.x / 32;
+    if (r >= rows) {
+        return;
+    }
+    const float sq = split_row(x + r * ldx, d, d_pad, exps[r / n], 2, dst + r * 3 * d_pad);
+    if (norms && threadIdx.x % 32 == 0) {
+        norms[r] = sq;
+    }
+}
+
+__global__ void split_centroids_kernel(const float* c, int64_t rows, int64_t k, int64_t d, int d_pad, const int32_t* point_exps, bool l2, __half* dst, float* bias, float* multiplier) {
+    const int lane = threadIdx.x % 32;
+    const int64_t r = blockIdx.x * int64_t(blockDim.x / 32) + threadIdx.x / 32;
+    if (r >= rows) {
+        return;
+    }
+    const float* row = c + r * d;
+    float m = 0;
+    for (int64_t j = lane; j < d; j += 32) {
+        m = fmaxf(m, fabsf(row[j]));
+    }
+    const int32_t e = split_exponent(warp_max(m));
+    const float sq = split_row(row, d, d_pad, e, 1, dst + r * 3 * d_pad);
+    if (lane == 0) {
+        bias[r] = l2 ? sq : 0.0f;
+        multiplier[r] = ldexpf(l2 ? -2.0f : -1.0f, -(e + point_exps[r / k]));
+    }
+}
+
 __global__ void post_process_kernel(float* c, int64_t rows, int64_t d, bool spherical, bool round_to_int) {
     const int lane = threadIdx.x % 32;
     const int64_t r = blockIdx.x * int64_t(blockDim.x / 32) + threadIdx.x / 32;
@@ -126,6 +229,30 @@ void convert_rows(const void* src, int64_t ld_src, PointType t, int64_t rows, in
     }
     convert_rows_kernel<<<warp_rows_grid(rows), 256, 0, stream>>>(src, ld_src, t, rows, d, dst, ld_dst, op, norms);
     check_launch("convert_rows");
+}
+
+void split_exponents(const float* x, int64_t ldx, int64_t batch, int64_t n, int64_t d, int32_t* exps, cudaStream_t stream) {
+    unsigned* max_bits = nullptr;
+    FAISS_THROW_IF_NOT_FMT(cudaMallocAsync(&max_bits, sizeof(unsigned) * batch, stream) == cudaSuccess,
+                           "split_exponents: cannot allocate %zd bytes of GPU memory", sizeof(unsigned) * batch);
+    cudaMemsetAsync(max_bits, 0, sizeof(unsigned) * batch, stream);
+    problem_max_kernel<<<warp_rows_grid(batch * n), 256, 0, stream>>>(x, ldx, batch * n, n, d, max_bits);
+    exponents_kernel<<<strided_grid(batch), 256, 0, stream>>>(max_bits, batch, exps);
+    const cudaError_t launch = cudaGetLastError();
+    cudaFreeAsync(max_bits, stream);
+    FAISS_THROW_IF_NOT_FMT(launch == cudaSuccess, "split_exponents failed: %s", cudaGetErrorString(launch));
+}
+
+void split_points(const float* x, int64_t ldx, int64_t batch, int64_t n, int64_t d, int d_pad, const int32_t* exps, void* dst, float* norms, cudaStream_t stream) {
+    split_points_kernel<<<warp_rows_grid(batch * n), 256, 0, stream>>>(x, ldx, batch * n, n, d, d_pad, exps,
+                                                                     static_cast<__half*>(dst), norms);
+    check_launch("split_points");
+}
+
+void split_centroids(const float* c, int64_t batch, int64_t k, int64_t d, int d_pad, const int32_t* point_exps, bool l2, void* dst, float* bias, float* multiplier, cudaStream_t stream) {
+    split_centroids_kernel<<<warp_rows_grid(batch * k), 256, 0, stream>>>(
+            c, batch * k, k, d, d_pad, point_exps, l2, static_cast<__half*>(dst), bias, multiplier);
+    check_launch("split_centroids");
 }
 
 bool all_finite(const void* x, int64_t ld, PointType t, int64_t rows, int64_t d, cudaStream_t stream) {

@@ -34,6 +34,29 @@ void convert_rows(
         float* norms,
         cudaStream_t stream);
 
+/** F16x3 operands (Operand::F16x3). A value v, scaled by a power of two
+ * 2^e, is split into fp16 hi = rn(v·2^e) and lo = rn(v·2^e - hi); rows are
+ * 3·d_pad wide: points [hi | hi | lo], centroids [hi | lo | hi], so their
+ * fp16 product sums hi·hi + hi·lo + lo·hi (the lo·lo term, ~2^-22 of |x||c|,
+ * is dropped). e brings the largest |value| below 2^15 (fp16 overflows at
+ * 65504): one e per problem for the points, one per row for the centroids,
+ * clamped to [-62, 60] so the multipliers stay normal floats.
+ *
+ * split_exponents: exps[b] for the n × d points of each problem b.
+ */
+void split_exponents(const float* x, int64_t ldx, int64_t batch, int64_t n, int64_t d, int32_t* exps, cudaStream_t stream);
+
+/// Points -> [hi | hi | lo] rows of 3·d_pad fp16 (dst), norms[r] = sum of
+/// squares of the fp32 row (L2; may be null).
+void split_points(const float* x, int64_t ldx, int64_t batch, int64_t n, int64_t d, int d_pad, const int32_t* exps,
+                  void* dst, float* norms, cudaStream_t stream);
+
+/// Centroids -> [hi | lo | hi] rows of 3·d_pad fp16 (dst); bias = ||c||²
+/// (L2) or 0 (IP); multiplier = (L2 ? -2 : -1) / (2^e_row · 2^exps[b]),
+/// which turns the product of the scaled operands into its score term.
+void split_centroids(const float* c, int64_t batch, int64_t k, int64_t d, int d_pad, const int32_t* point_exps, bool l2,
+                     void* dst, float* bias, float* multiplier, cudaStream_t stream);
+
 /// True when every value of the rows × d matrix is finite (synchronizes).
 bool all_finite(const void* x, int64_t ld, PointType t, int64_t rows, int64_t d, cudaStream_t stream);
 
