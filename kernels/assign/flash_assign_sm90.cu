@@ -81,6 +81,7 @@ struct ResidentPolicy {
     }
 };
 
+
 /// A place in the stage ring: the stage, and the parity of the fill of it
 /// that the consumers wait for (flips each time the ring wraps).
 struct RingPos {
@@ -108,6 +109,12 @@ enum class Score {
     InnerProduct, ///< bias - product (bias = 0)
     Scaled,       ///< bias + multiplier * product: F16x3 operands, L2 or IP
 };
+
+/// Whether the resident agent runs two centroid tiles per iteration: the
+/// ring then holds the chunks of both (8 stages for up to 3 chunks). Not
+/// with multipliers: their loads push the pair past the register budget.
+template <int kChunks, Score kScore>
+constexpr bool kPairTiles = kChunks <= 3 && kScore != Score::Scaled;
 
 /** Folds the thread's columns of one tile: the tile's own argmin first
  * (column offsets are compile-time constants, so an index costs one select),
@@ -400,27 +407,62 @@ __global__ void __launch_bounds__(ResidentPolicy::kThreads, 1) flash_assign_resi
             }
             wgmma_commit();
         };
+        // Hands the k_chunks stages of the tile at pos back to the producer;
+        // pos moves to the next tile.
+        auto release_tile = [&](RingPos& pos) {
+            for (int kc = 0; kc < k_chunks; kc++, advance(pos, stages)) {
+                if (t == 0) {
+                    mbarrier_arrive(&empty[pos.stage]);
+                }
+            }
+        };
+        auto fold = [&](float(&slab_acc)[64], int tile, RowBest& slab_best) {
+            fold_tile<kScore, P::kBlockN / 8>(slab_acc, tile * P::kBlockN, bias, mult, int32_t(args.k), slab_best);
+        };
         mbarrier_wait(points_full, 0);
         // Every group retires in the iteration that issued it: ptxas cannot
         // follow a group across the loop's back edge and would serialise.
-        RingPos tile_pos;
-        for (int tile = 0; tile < n_tiles; tile++) {
-            const int32_t col0 = tile * P::kBlockN;
-            issue_slab(acc[0], 0, tile_pos);
-            issue_slab(acc[1], 1, tile_pos);
-            wgmma_wait<1>();
-            fold_tile<kScore, P::kBlockN / 8>(acc[0], col0, bias, mult, int32_t(args.k), best[0]);
-            wgmma_wait<0>();
-            if (t == 0) {
-                for (int kc = 0; kc < k_chunks; kc++, advance(tile_pos, stages)) {
-                    mbarrier_arrive(&empty[tile_pos.stage]);
-                }
-            } else {
+        // Two tiles per iteration: three of the four folds run while this
+        // warpgroup's own next products are on the tensor cores.
+        RingPos issue_pos, release_pos;
+        int tile = 0;
+        if constexpr (kPairTiles<kChunks, kScore>) {
+            for (; tile + 1 < n_tiles; tile += 2) {
+                const RingPos first = issue_pos;
                 for (int kc = 0; kc < k_chunks; kc++) {
-                    advance(tile_pos, stages);
+                    advance(issue_pos, stages);
                 }
+                const RingPos second = issue_pos;
+                for (int kc = 0; kc < k_chunks; kc++) {
+                    advance(issue_pos, stages);
+                }
+                issue_slab(acc[0], 0, first);
+                issue_slab(acc[1], 1, first);
+                wgmma_wait<1>();
+                fold(acc[0], tile, best[0]);
+                issue_slab(acc[0], 0, second);
+                wgmma_wait<1>();
+                release_tile(release_pos);
+                fold(acc[1], tile, best[1]);
+                issue_slab(acc[1], 1, second);
+                wgmma_wait<1>();
+                fold(acc[0], tile + 1, best[0]);
+                wgmma_wait<0>();
+                release_tile(release_pos);
+                fold(acc[1], tile + 1, best[1]);
             }
-            fold_tile<kScore, P::kBlockN / 8>(acc[1], col0, bias, mult, int32_t(args.k), best[1]);
+        }
+        for (; tile < n_tiles; tile++) {
+            issue_slab(acc[0], 0, issue_pos);
+            issue_slab(acc[1], 1, issue_pos);
+            for (int kc = 0; kc < k_chunks; kc++) {
+                advance(issue_pos, stages);
+            }
+            wgmma_wait<1>();
+            fold(acc[0], tile, best[0]);
+            wgmma_wait<0>();
+            release_tile(release_pos);
+            fold(acc[1], tile, best[1]);
         }
 #pragma unroll
         for (int slab = 0; slab < 2; slab++) {
@@ -479,8 +521,12 @@ int64_t launch(const AssignArgs& args, cudaStream_t stream) {
                       : k_chunks == 3 ? flash_assign_resident_kernel<Half, kScore, 3>
                                       : flash_assign_resident_kernel<Half, kScore, 4>;
         const int stages = P::stages(args.d_pad);
-        FAISS_THROW_IF_NOT_FMT(stages >= k_chunks, "FlashAssign sm90: %d ring stages cannot hold a tile at d_pad %d",
-                               stages, args.d_pad);
+        const int tiles_in_flight = k_chunks <= 3 && kScore != Score::Scaled ? 2 : 1;
+        static_assert(kPairTiles<3, Score::L2> && !kPairTiles<4, Score::L2> && !kPairTiles<1, Score::Scaled>,
+                      "tiles_in_flight follows kPairTiles");
+        FAISS_THROW_IF_NOT_FMT(stages >= tiles_in_flight * k_chunks,
+                               "FlashAssign sm90: %d ring stages cannot hold %d tiles at d_pad %d", stages,
+                               tiles_in_flight, args.d_pad);
         const size_t smem = P::smem_bytes(args.d_pad, stages);
         reserve_smem(kernel, smem);
         const CUtensorMap map_x = make_map(args.x, type, args.batch * args.n, args.ldx, args.d_pad, P::kBlockM);

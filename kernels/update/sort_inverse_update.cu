@@ -236,21 +236,18 @@ __global__ void __launch_bounds__(32 * kWarpsPerBlock) chunk_sums_kernel(UpdateA
 /// Per cluster, by a team of kTeam threads (a warp, or the whole block):
 /// its weight (fp64 over its chunks in order), its mean (fp64 over its
 /// partial rows in chunk order; empty -> zeros; frozen untouched) and its
-/// shift, the squared moves of its coordinates added in dimension order.
-/// Threads cover the dimensions, so the squared moves go through shared
-/// memory for thread 0 to add in that order, one pass at a time; the two
-/// buffers let the other threads start the next pass meanwhile.
+/// shift, the sum of its coordinates' squared moves: each thread adds its
+/// own coordinates in order, then a fixed shuffle tree (and, for a block,
+/// a fixed order over the warps) adds the threads' sums: deterministic.
 template <int kTeam>
 __global__ void __launch_bounds__(kTeam == 32 ? 32 * kWarpsPerBlock : kTeam)
         cluster_means_kernel(UpdateArgs args, Workspace ws, int64_t clusters) {
     constexpr int kTeamsPerBlock = kTeam == 32 ? kWarpsPerBlock : 1;
     constexpr int kPassDims = kTeam * kMeanDimsPerThread;
-    __shared__ double s_moved[kTeamsPerBlock][2][kPassDims];
+    __shared__ double s_warp_shift[kTeam / 32];
     const int t = threadIdx.x % kTeam;
     const int team = threadIdx.x / kTeam;
     const int64_t d = args.d;
-    // Runs on across clusters: consecutive passes alternate buffers.
-    int buffer = 0;
     for (int64_t q = blockIdx.x * int64_t(kTeamsPerBlock) + team; q < clusters;
          q += int64_t(gridDim.x) * kTeamsPerBlock) {
         const int64_t g0 = ws.chunk_start[q], g1 = ws.chunk_start[q + 1];
@@ -271,7 +268,7 @@ __global__ void __launch_bounds__(kTeam == 32 ? 32 * kWarpsPerBlock : kTeam)
         }
         float* centroid = args.centroids + q * d;
         double shift = 0;
-        for (int64_t pass = 0; pass < d; pass += kPassDims, buffer ^= 1) {
+        for (int64_t pass = 0; pass < d; pass += kPassDims) {
             // Dimensions past d read the last one, and are not written:
             // unconditional loads let the compiler overlap the chunks'.
             int64_t column[kMeanDimsPerThread];
@@ -288,28 +285,32 @@ __global__ void __launch_bounds__(kTeam == 32 ? 32 * kWarpsPerBlock : kTeam)
                     sum[j] += partial[column[j]];
                 }
             }
-            double* moved = s_moved[team][buffer];
 #pragma unroll
             for (int j = 0; j < kMeanDimsPerThread; j++) {
                 const int64_t dim = pass + t + j * kTeam;
                 if (dim < d) {
                     const float updated = weight == 0 ? 0.0f : float(sum[j] / weight);
                     const double delta = double(updated) - centroid[dim];
-                    moved[t + j * kTeam] = __dmul_rn(delta, delta);
+                    shift = __fma_rn(delta, delta, shift);
                     centroid[dim] = updated;
                 }
             }
-            if constexpr (kTeam == 32) {
-                __syncwarp();
-            } else {
-                __syncthreads();
+        }
+#pragma unroll
+        for (int off = 16; off > 0; off /= 2) {
+            shift += __shfl_xor_sync(0xffffffffu, shift, off);
+        }
+        if constexpr (kTeam > 32) {
+            if (t % 32 == 0) {
+                s_warp_shift[t / 32] = shift;
             }
+            __syncthreads();
             if (t == 0) {
-                const int pass_dims = int(min(d - pass, int64_t(kPassDims)));
-                for (int i = 0; i < pass_dims; i++) {
-                    shift += moved[i];
+                for (int w = 1; w < kTeam / 32; w++) {
+                    shift += s_warp_shift[w];
                 }
             }
+            __syncthreads();
         }
         if (t == 0) {
             ws.cluster_shift[q] = shift;
