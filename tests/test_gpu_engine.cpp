@@ -167,8 +167,11 @@ TEST_F(Gpu, AssignMatchesFp64EveryOperandAndShape) {
     }
 }
 
-TEST_F(Gpu, StepMatchesFp64UpdateAndStats) {
-    const int64_t B = 3, n = 5000, k = 77, d = 45;
+/// One assign + update step against an fp64 reference of the means,
+/// weights, shifts and stats; counts the updated clusters larger than one
+/// update chunk (256 points) and the empty ones.
+void check_step(int64_t B, int64_t n, int64_t k, int64_t d, int64_t* large, int64_t* empties) {
+    SCOPED_TRACE(::testing::Message() << "B=" << B << " n=" << n << " k=" << k << " d=" << d);
     const uint64_t seed = fresh_seed();
     SCOPED_TRACE(seed);
     std::vector<float> x = gaussian_mixture(B * n, d, 30, seed);
@@ -180,6 +183,7 @@ TEST_F(Gpu, StepMatchesFp64UpdateAndStats) {
     for (float& v : c) {
         v *= 4;
     }
+    *large = *empties = 0;
     for (bool weighted : {false, true}) {
         SCOPED_TRACE(weighted);
         CudaBackend backend(FlashParameters{});
@@ -209,24 +213,39 @@ TEST_F(Gpu, StepMatchesFp64UpdateAndStats) {
                 }
             }
             EXPECT_NEAR(res[b].obj, obj, 1e-5 * obj);
-            double sq = 0;
+            double sq = 0, shift = 0;
             int64_t empty = 0;
             for (int64_t ci = 0; ci < k; ci++) {
                 sq += cnt[ci] * cnt[ci];
                 empty += ci >= k_frozen && wsum[ci] == 0;
+                *large += ci >= k_frozen && cnt[ci] > 256;
                 ASSERT_NEAR(hassign[b * k + ci], wsum[ci], 1e-5 * (1 + wsum[ci]));
                 for (int64_t j = 0; j < d; j++) {
-                    const double expect = ci < k_frozen ? c[(b * k + ci) * d + j]
-                            : wsum[ci] == 0             ? 0.0
-                                                        : sum[ci * d + j] / wsum[ci];
-                    ASSERT_NEAR(updated[(b * k + ci) * d + j], expect, 2e-5 * (1 + std::fabs(expect)))
+                    const int64_t e = (b * k + ci) * d + j;
+                    const double expect = ci < k_frozen ? c[e] : wsum[ci] == 0 ? 0.0 : sum[ci * d + j] / wsum[ci];
+                    ASSERT_NEAR(updated[e], expect, 2e-5 * (1 + std::fabs(expect)))
                             << "problem " << b << " centroid " << ci << " dim " << j;
+                    shift += (double(updated[e]) - c[e]) * (double(updated[e]) - c[e]);
                 }
             }
+            // The shift of the values read back: only the order of the sum differs.
+            EXPECT_NEAR(res[b].centroid_shift, shift, 1e-12 * shift);
             EXPECT_NEAR(res[b].imbalance_factor, sq * k / (double(n) * n), 1e-9);
             EXPECT_EQ(res[b].n_empty, empty);
+            *empties += empty;
         }
     }
+}
+
+TEST_F(Gpu, StepMatchesFp64UpdateAndStats) {
+    int64_t large = 0, empties = 0;
+    check_step(3, 5000, 77, 45, &large, &empties);
+    // Clusters of more than one chunk go through partial rows, the others
+    // (empty ones too) finish in the chunk kernel: cover both.
+    check_step(2, 12000, 9, 130, &large, &empties);
+    EXPECT_GT(large, 0);
+    check_step(1, 700, 300, 8, &large, &empties);
+    EXPECT_GT(empties, 0);
 }
 
 TEST_F(Gpu, TwoRunsAreBitIdentical) {

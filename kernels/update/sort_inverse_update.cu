@@ -8,6 +8,8 @@
 
 #include <cub/device/device_radix_sort.cuh>
 #include <cub/device/device_scan.cuh>
+#include <thrust/iterator/counting_iterator.h>
+#include <thrust/iterator/transform_iterator.h>
 
 #include <faiss/impl/FaissAssert.h>
 
@@ -16,10 +18,10 @@ namespace kernels {
 
 namespace {
 
-/// Sorted points per chunk: a warp's share of one cluster. Long enough that
-/// the per-chunk partial rows stay few, short enough to spread a hot
-/// cluster over many warps.
-constexpr int kChunkRows = 64;
+/// Sorted points per chunk: a warp's share of one cluster. Most clusters of
+/// usual k-means shapes fit in one chunk, whose warp then finishes the
+/// cluster itself; a hot cluster still spreads over many warps.
+constexpr int kChunkRows = 256;
 constexpr int kWarpsPerBlock = 8;
 /// Rows of a chunk whose loads a lane issues before it adds any of them:
 /// one row at a time leaves the chunk sum latency bound.
@@ -27,6 +29,28 @@ constexpr int kRowsInFlight = 8;
 /// Dimensions per thread in one pass of cluster_means_kernel: independent
 /// fp64 chains over the cluster's chunks.
 constexpr int kMeanDimsPerThread = 4;
+/// Chunks whose partial rows a thread of cluster_means_kernel loads before
+/// it adds any of them.
+constexpr int kMeanChunksInFlight = 8;
+
+/// Chunks of cluster q, the scan's input: at least one, so that an empty
+/// cluster has a warp to finish it like any single-chunk one (its chunk
+/// has no rows).
+struct ChunkCount {
+    const int64_t* offsets;
+
+    __host__ __device__ int64_t operator()(uint32_t q) const {
+        const uint64_t size = offsets[q + 1] - offsets[q];
+        return int64_t(size > kChunkRows ? (size + kChunkRows - 1) / kChunkRows : 1);
+    }
+};
+
+/// q < 2^32 (checked at launch).
+using ChunkCountIterator = thrust::transform_iterator<ChunkCount, thrust::counting_iterator<uint32_t>>;
+
+ChunkCountIterator chunk_counts(const int64_t* offsets) {
+    return ChunkCountIterator(thrust::counting_iterator<uint32_t>(0), ChunkCount{offsets});
+}
 
 /// Workspace carve-up, the same on host (sizes) and device (pointers).
 struct Workspace {
@@ -34,23 +58,27 @@ struct Workspace {
     uint32_t* keys_out;
     uint32_t* rows_in;
     uint32_t* rows_out;
-    int64_t* offsets;      // B·K + 1: first sorted position of each cluster
-    int64_t* chunk_count;  // B·K + 1: chunks of each cluster (last: 0)
-    int64_t* chunk_start;  // B·K + 1: exclusive scan of chunk_count
-    float* partials;       // max_chunks × d
-    float* partial_weights; // max_chunks
-    double* cluster_shift; // B·K
+    int64_t* offsets;       // B·K + 1: first sorted position of each cluster
+    int64_t* chunk_start;   // B·K + 1: first chunk of each cluster (last: all chunks)
+    float* partials;        // max_chunks × d; rows of clusters of several chunks only
+    float* partial_weights; // max_chunks; likewise
+    double* cluster_shift;  // B·K
+    uint32_t* multi;        // max_multi: the clusters of several chunks, in no set order
+    uint32_t* multi_count;  // 1
     void* sort_temp;
     size_t sort_temp_bytes;
     void* scan_temp;
     size_t scan_temp_bytes;
     int64_t max_chunks;
+    int64_t max_multi;
     size_t total;
 
     Workspace(void* base, int64_t batch, int64_t n, int64_t k, int64_t d) {
         const int64_t rows = batch * n, clusters = batch * k;
-        // Each cluster has at most count / kChunkRows + 1 chunks.
+        // Each cluster has at most count / kChunkRows + 1 chunks (an empty one
+        // too), and one of several chunks has more than kChunkRows points.
         max_chunks = (rows + kChunkRows - 1) / kChunkRows + clusters;
+        max_multi = std::min(clusters, rows / (kChunkRows + 1));
         size_t off = 0;
         auto take = [&](size_t bytes) {
             void* p = base ? static_cast<char*>(base) + off : nullptr;
@@ -62,17 +90,18 @@ struct Workspace {
         rows_in = static_cast<uint32_t*>(take(sizeof(uint32_t) * rows));
         rows_out = static_cast<uint32_t*>(take(sizeof(uint32_t) * rows));
         offsets = static_cast<int64_t*>(take(sizeof(int64_t) * (clusters + 1)));
-        chunk_count = static_cast<int64_t*>(take(sizeof(int64_t) * (clusters + 1)));
         chunk_start = static_cast<int64_t*>(take(sizeof(int64_t) * (clusters + 1)));
         partials = static_cast<float*>(take(sizeof(float) * max_chunks * d));
         partial_weights = static_cast<float*>(take(sizeof(float) * max_chunks));
         cluster_shift = static_cast<double*>(take(sizeof(double) * clusters));
+        multi = static_cast<uint32_t*>(take(sizeof(uint32_t) * max_multi));
+        multi_count = static_cast<uint32_t*>(take(sizeof(uint32_t)));
         sort_temp_bytes = 0;
         cub::DeviceRadixSort::SortPairs(
                 nullptr, sort_temp_bytes, keys_in, keys_out, rows_in, rows_out, rows, 0, 32);
         sort_temp = take(sort_temp_bytes);
         scan_temp_bytes = 0;
-        cub::DeviceScan::ExclusiveSum(nullptr, scan_temp_bytes, chunk_count, chunk_start, clusters + 1);
+        cub::DeviceScan::InclusiveSum(nullptr, scan_temp_bytes, chunk_counts(offsets), chunk_start + 1, clusters);
         scan_temp = take(scan_temp_bytes);
         total = off;
     }
@@ -90,6 +119,16 @@ unsigned blocks_for(int64_t items, int threads) {
     return unsigned(std::min<int64_t>((items + threads - 1) / threads, int64_t(1) << 20));
 }
 
+/// Blocks of `threads` that fill the current GPU about once (2048 threads
+/// per SM): the grid of a loop over work that only the device has counted.
+unsigned one_wave(int threads) {
+    int device = 0, sms = 0;
+    const bool ok = cudaGetDevice(&device) == cudaSuccess &&
+            cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device) == cudaSuccess;
+    FAISS_THROW_IF_NOT_MSG(ok, "sort-inverse update: cannot query the GPU's SM count");
+    return unsigned(sms * std::max(1, 2048 / threads));
+}
+
 /// B·N and B·K are < 2^32 (checked at launch), so 32-bit arithmetic is
 /// exact here and avoids a 64-bit division per point.
 __global__ void make_keys_kernel(const int32_t* labels, uint32_t n, uint32_t k, int64_t rows, uint32_t* keys, uint32_t* row_ids) {
@@ -99,32 +138,30 @@ __global__ void make_keys_kernel(const int32_t* labels, uint32_t n, uint32_t k, 
     }
 }
 
-/// offsets[q] = first sorted position with key >= q (binary search), and
-/// the number of chunks of cluster q - 1.
-__global__ void segment_offsets_kernel(const uint32_t* sorted_keys, int64_t rows, int64_t clusters, int64_t* offsets, int64_t* chunk_count) {
-    for (int64_t q = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; q <= clusters; q += int64_t(gridDim.x) * blockDim.x) {
-        auto lower_bound = [&](int64_t key) {
-            int64_t lo = 0, hi = rows;
-            while (lo < hi) {
-                const int64_t mid = (lo + hi) / 2;
-                if (sorted_keys[mid] < key) {
-                    lo = mid + 1;
-                } else {
-                    hi = mid;
-                }
-            }
-            return lo;
-        };
-        const int64_t first = lower_bound(q);
-        offsets[q] = first;
-        chunk_count[q] = q < clusters ? (lower_bound(q + 1) - first + kChunkRows - 1) / kChunkRows : 0;
+/// offsets[q] = first sorted position with key >= q, for q in [0, clusters]:
+/// position i (of 0..rows) writes it for every q in (key[i-1], key[i]],
+/// taking key[-1] = -1 and key[rows] = clusters, so each q is written once
+/// in one streaming pass (no search per cluster). Also sets the chunk
+/// scan's first entry (the scan writes the others) and empties the list of
+/// clusters of several chunks that chunk_sums_kernel fills.
+__global__ void segment_offsets_kernel(Workspace ws, int64_t rows, int64_t clusters) {
+    if (blockIdx.x == 0 && threadIdx.x == 0) {
+        ws.chunk_start[0] = 0;
+        *ws.multi_count = 0;
+    }
+    for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i <= rows; i += int64_t(gridDim.x) * blockDim.x) {
+        const int64_t prev = i == 0 ? -1 : int64_t(ws.keys_out[i - 1]);
+        const int64_t next = i == rows ? clusters : int64_t(ws.keys_out[i]);
+        for (int64_t q = prev + 1; q <= next; q++) {
+            ws.offsets[q] = i;
+        }
     }
 }
 
 /// The cluster owning chunk g: the last q in [0, clusters) with
-/// chunk_start[q] <= g (empty clusters own no chunk). The warp probes 32
-/// evenly spaced entries per step, so the chain of dependent loads is
-/// log32(clusters) long rather than log2(clusters).
+/// chunk_start[q] <= g. The warp probes 32 evenly spaced entries per step,
+/// so the chain of dependent loads is log32(clusters) long rather than
+/// log2(clusters).
 __device__ int64_t owning_cluster(const int64_t* chunk_start, int64_t clusters, int64_t g, int lane) {
     int64_t lo = 0, hi = clusters; // chunk_start[lo] <= g; the answer is in [lo, hi)
     while (hi - lo > 1) {
@@ -139,7 +176,17 @@ __device__ int64_t owning_cluster(const int64_t* chunk_start, int64_t clusters, 
     return lo;
 }
 
-/// p must be aligned to the vector stores: 16 bytes, or 4·kCount if less.
+/// Sum over the warp by a fixed xor tree: every lane gets the same bits
+/// (each step adds the same two values, in either order).
+__device__ __forceinline__ double warp_sum(double v) {
+#pragma unroll
+    for (int off = 16; off > 0; off /= 2) {
+        v += __shfl_xor_sync(0xffffffffu, v, off);
+    }
+    return v;
+}
+
+/// p must be aligned to the vector accesses: 16 bytes, or 4·kCount if less.
 template <int kCount>
 __device__ __forceinline__ void store_floats(float* p, const float (&v)[kCount]) {
     if constexpr (kCount % 4 == 0) {
@@ -155,112 +202,183 @@ __device__ __forceinline__ void store_floats(float* p, const float (&v)[kCount])
     }
 }
 
-/// One warp per chunk: fp32 sum of its points (sorted = index order) into
-/// one partial row, acc = fma(x, w, acc) per row in order. Each lane covers
-/// kVec contiguous dimensions per pass, loaded in one access (the launch
-/// checks the alignment); kVec = 1 is the general path.
+template <int kCount>
+__device__ __forceinline__ void load_floats(const float* p, float (&v)[kCount]) {
+    if constexpr (kCount % 4 == 0) {
+#pragma unroll
+        for (int i = 0; i < kCount; i += 4) {
+            const float4 f = *reinterpret_cast<const float4*>(p + i);
+            v[i] = f.x;
+            v[i + 1] = f.y;
+            v[i + 2] = f.z;
+            v[i + 3] = f.w;
+        }
+    } else if constexpr (kCount == 2) {
+        const float2 f = *reinterpret_cast<const float2*>(p);
+        v[0] = f.x;
+        v[1] = f.y;
+    } else {
+        static_assert(kCount == 1, "runs of 1, 2 or a multiple of 4 coordinates");
+        v[0] = p[0];
+    }
+}
+
+/// A chunk entry staged in shared memory, read by all lanes at once.
+struct ChunkEntry {
+    uint32_t row;
+    float weight;
+};
+
+/// One warp per chunk: fp32 sums of its points (sorted = index order),
+/// acc = fma(x, w, acc) per row in order, and of their weights. Each lane
+/// covers kVec contiguous dimensions per pass, loaded in one access (the
+/// launch checks the alignment); kVec = 1 is the general path.
+///
+/// The only chunk of its cluster (an empty cluster has one, of no rows)
+/// finishes the cluster: weight, mean = weight == 0 ? 0 : float(double(acc)
+/// / weight) (frozen: untouched) and shift, each lane's squared moves added
+/// in its dimensions' order, then warp_sum. Another chunk writes a partial
+/// row and weight for cluster_means_kernel, and the cluster's first chunk
+/// lists the cluster for it.
 template <typename T, int kVec>
 __global__ void __launch_bounds__(32 * kWarpsPerBlock) chunk_sums_kernel(UpdateArgs args, Workspace ws, int64_t clusters) {
-    static_assert(kChunkRows == 64, "a lane holds two of the chunk's entries");
-    static_assert(32 % kRowsInFlight == 0, "a group of rows sits in one half of the chunk");
+    static_assert(kChunkRows % 32 == 0, "the warp stages its chunk's entries a row per lane at a time");
     constexpr int kPassDims = 32 * kVec;
+    __shared__ ChunkEntry s_entries[kWarpsPerBlock][kChunkRows];
     const int lane = threadIdx.x % 32;
-    const int64_t g = blockIdx.x * int64_t(kWarpsPerBlock) + threadIdx.x / 32;
+    const int warp = threadIdx.x / 32;
+    const int64_t g = blockIdx.x * int64_t(kWarpsPerBlock) + warp;
     if (g >= ws.chunk_start[clusters]) {
         return;
     }
     const int64_t q = owning_cluster(ws.chunk_start, clusters, g, lane);
-    const int64_t p0 = ws.offsets[q] + (g - ws.chunk_start[q]) * kChunkRows;
+    const int64_t g0 = ws.chunk_start[q];
+    const bool alone = ws.chunk_start[q + 1] - g0 == 1;
+    if (!alone && g == g0 && lane == 0) {
+        ws.multi[atomicAdd(ws.multi_count, 1u)] = uint32_t(q);
+    }
+    // One 32-bit modulo per warp: B·K < 2^32.
+    const bool frozen = uint32_t(q) % uint32_t(args.k) < args.k_frozen;
+    const bool finishes = alone && !frozen;
+    const int64_t p0 = ws.offsets[q] + (g - g0) * kChunkRows;
     const int count = int(min(ws.offsets[q + 1] - p0, int64_t(kChunkRows)));
 
-    // Lane i holds the chunk's entries i and 32 + i; rows are broadcast
-    // from there, so no load waits on another inside the row loop.
-    uint32_t row_low = 0, row_high = 0;
-    float w_low = 0, w_high = 0;
-    if (lane < count) {
-        row_low = ws.rows_out[p0 + lane];
-        w_low = args.weights ? args.weights[row_low] : 1.0f;
+    // Row ids and weights up front, so no load in the row loop waits on
+    // another global one.
+    ChunkEntry* entries = s_entries[warp];
+#pragma unroll
+    for (int j = 0; j < kChunkRows / 32; j++) {
+        const int r = j * 32 + lane;
+        if (r < count) {
+            const uint32_t row = ws.rows_out[p0 + r];
+            entries[r] = ChunkEntry{row, args.weights ? args.weights[row] : 1.0f};
+        }
     }
-    if (32 + lane < count) {
-        row_high = ws.rows_out[p0 + 32 + lane];
-        w_high = args.weights ? args.weights[row_high] : 1.0f;
-    }
+    __syncwarp();
 
     const T* x = static_cast<const T*>(args.x);
     const int64_t d = args.d;
-    float* out = ws.partials + g * d;
+    float* centroid = args.centroids + q * d;
+    float* partial = ws.partials + g * d;
+    float weight = 0;
+    double shift = 0;
     for (int64_t pass = 0; pass < d; pass += kPassDims) {
         const int64_t dim = pass + lane * kVec;
         // Every load is issued, from a clamped row and dimension where the
         // chunk or the row ends (repeats, not added): predicated loads
         // would make the compiler copy each result out and serialize on it.
         const int64_t column = min(dim, d - kVec);
+        // Loaded ahead of the rows, so their latency overlaps.
+        float old[kVec] = {};
+        if (finishes) {
+            load_floats(centroid + column, old);
+        }
         float acc[kVec] = {};
+        // Recomputed in every pass (one add per row beside kVec fmas)
+        // rather than in a serial loop of its own.
+        weight = 0;
         for (int r0 = 0; r0 < count; r0 += kRowsInFlight) {
-            const bool high = r0 >= 32;
             PointVector<T, kVec> loaded[kRowsInFlight];
             float w[kRowsInFlight];
 #pragma unroll
             for (int u = 0; u < kRowsInFlight; u++) {
-                const int src_lane = min(r0 + u, count - 1) % 32;
-                const uint32_t row = __shfl_sync(0xffffffffu, high ? row_high : row_low, src_lane);
-                w[u] = __shfl_sync(0xffffffffu, high ? w_high : w_low, src_lane);
-                loaded[u].load(x + row * args.ldx + column);
+                const ChunkEntry e = entries[min(r0 + u, count - 1)];
+                w[u] = e.weight;
+                loaded[u].load(x + e.row * args.ldx + column);
             }
 #pragma unroll
             for (int u = 0; u < kRowsInFlight; u++) {
-                if (r0 + u < count && dim < d) {
-                    float v[kVec];
-                    loaded[u].to_float(v);
+                if (r0 + u < count) {
+                    weight += w[u];
+                    if (dim < d) {
+                        float v[kVec];
+                        loaded[u].to_float(v);
 #pragma unroll
-                    for (int i = 0; i < kVec; i++) {
-                        acc[i] = __fmaf_rn(v[i], w[u], acc[i]);
+                        for (int i = 0; i < kVec; i++) {
+                            acc[i] = __fmaf_rn(v[i], w[u], acc[i]);
+                        }
                     }
                 }
             }
         }
         if (dim < d) {
-            store_floats(out + dim, acc);
+            if (!alone) {
+                store_floats(partial + dim, acc);
+            } else if (finishes) {
+                float mean[kVec];
+#pragma unroll
+                for (int i = 0; i < kVec; i++) {
+                    mean[i] = weight == 0 ? 0.0f : float(double(acc[i]) / weight);
+                    const double delta = double(mean[i]) - old[i];
+                    shift = __fma_rn(delta, delta, shift);
+                }
+                store_floats(centroid + dim, mean);
+            }
         }
     }
 
-    float wsum = 0;
-    for (int r = 0; r < count; r++) {
-        wsum += __shfl_sync(0xffffffffu, r < 32 ? w_low : w_high, r % 32);
-    }
-    if (lane == 0) {
-        ws.partial_weights[g] = wsum;
+    if (alone) {
+        shift = warp_sum(shift);
+        if (lane == 0) {
+            args.cluster_weights[q] = weight;
+            ws.cluster_shift[q] = shift;
+        }
+    } else if (lane == 0) {
+        ws.partial_weights[g] = weight;
     }
 }
 
-/// Per cluster, by a team of kTeam threads (a warp, or the whole block):
-/// its weight (fp64 over its chunks in order), its mean (fp64 over its
-/// partial rows in chunk order; empty -> zeros; frozen untouched) and its
-/// shift, the sum of its coordinates' squared moves: each thread adds its
-/// own coordinates in order, then a fixed shuffle tree (and, for a block,
-/// a fixed order over the warps) adds the threads' sums: deterministic.
+/// Per cluster of several chunks (as listed by chunk_sums_kernel), by a
+/// team of kTeam threads (a warp, or the whole block): its weight (fp64,
+/// lane-strided over its chunks, then warp_sum), its mean (fp64 over its
+/// partial rows in chunk order; frozen untouched) and its shift, the sum
+/// of its coordinates' squared moves: each thread adds its own coordinates
+/// in order, then warp_sum (and, for a block, a fixed order over the
+/// warps). A cluster's arithmetic does not depend on the team that takes
+/// it, so the list's order (set by atomics) does not reach the results.
 template <int kTeam>
 __global__ void __launch_bounds__(kTeam == 32 ? 32 * kWarpsPerBlock : kTeam)
-        cluster_means_kernel(UpdateArgs args, Workspace ws, int64_t clusters) {
+        cluster_means_kernel(UpdateArgs args, Workspace ws) {
     constexpr int kTeamsPerBlock = kTeam == 32 ? kWarpsPerBlock : 1;
     constexpr int kPassDims = kTeam * kMeanDimsPerThread;
     __shared__ double s_warp_shift[kTeam / 32];
     const int t = threadIdx.x % kTeam;
     const int team = threadIdx.x / kTeam;
     const int64_t d = args.d;
-    for (int64_t q = blockIdx.x * int64_t(kTeamsPerBlock) + team; q < clusters;
-         q += int64_t(gridDim.x) * kTeamsPerBlock) {
+    const uint32_t listed = *ws.multi_count;
+    for (uint32_t i = blockIdx.x * kTeamsPerBlock + team; i < listed; i += gridDim.x * kTeamsPerBlock) {
+        const uint32_t q = ws.multi[i];
         const int64_t g0 = ws.chunk_start[q], g1 = ws.chunk_start[q + 1];
         double weight_sum = 0;
-        for (int64_t g = g0; g < g1; g++) {
+        for (int64_t g = g0 + t % 32; g < g1; g += 32) {
             weight_sum += ws.partial_weights[g];
         }
         // The mean divides by the weight as stored, in fp32.
-        const float weight = float(weight_sum);
+        const float weight = float(warp_sum(weight_sum));
         if (t == 0) {
             args.cluster_weights[q] = weight;
         }
-        if (q % args.k < args.k_frozen) {
+        if (q % uint32_t(args.k) < args.k_frozen) {
             if (t == 0) {
                 ws.cluster_shift[q] = 0;
             }
@@ -270,19 +388,34 @@ __global__ void __launch_bounds__(kTeam == 32 ? 32 * kWarpsPerBlock : kTeam)
         double shift = 0;
         for (int64_t pass = 0; pass < d; pass += kPassDims) {
             // Dimensions past d read the last one, and are not written:
-            // unconditional loads let the compiler overlap the chunks'.
+            // unconditional loads let the compiler overlap them.
             int64_t column[kMeanDimsPerThread];
+            float old[kMeanDimsPerThread];
 #pragma unroll
             for (int j = 0; j < kMeanDimsPerThread; j++) {
                 column[j] = min(pass + t + j * kTeam, d - 1);
+                old[j] = centroid[column[j]];
             }
             double sum[kMeanDimsPerThread] = {};
-            const float* partial = ws.partials + g0 * d;
-#pragma unroll 4
-            for (int64_t g = g0; g < g1; g++, partial += d) {
+            for (int64_t g = g0; g < g1; g += kMeanChunksInFlight) {
+                // Chunks past the last read the last one, and are not added.
+                float v[kMeanChunksInFlight][kMeanDimsPerThread];
 #pragma unroll
-                for (int j = 0; j < kMeanDimsPerThread; j++) {
-                    sum[j] += partial[column[j]];
+                for (int c = 0; c < kMeanChunksInFlight; c++) {
+                    const float* partial = ws.partials + min(g + c, g1 - 1) * d;
+#pragma unroll
+                    for (int j = 0; j < kMeanDimsPerThread; j++) {
+                        v[c][j] = partial[column[j]];
+                    }
+                }
+#pragma unroll
+                for (int c = 0; c < kMeanChunksInFlight; c++) {
+                    if (g + c < g1) {
+#pragma unroll
+                        for (int j = 0; j < kMeanDimsPerThread; j++) {
+                            sum[j] += v[c][j];
+                        }
+                    }
                 }
             }
 #pragma unroll
@@ -290,16 +423,13 @@ __global__ void __launch_bounds__(kTeam == 32 ? 32 * kWarpsPerBlock : kTeam)
                 const int64_t dim = pass + t + j * kTeam;
                 if (dim < d) {
                     const float updated = weight == 0 ? 0.0f : float(sum[j] / weight);
-                    const double delta = double(updated) - centroid[dim];
+                    const double delta = double(updated) - old[j];
                     shift = __fma_rn(delta, delta, shift);
                     centroid[dim] = updated;
                 }
             }
         }
-#pragma unroll
-        for (int off = 16; off > 0; off /= 2) {
-            shift += __shfl_xor_sync(0xffffffffu, shift, off);
-        }
+        shift = warp_sum(shift);
         if constexpr (kTeam > 32) {
             if (t % 32 == 0) {
                 s_warp_shift[t / 32] = shift;
@@ -354,16 +484,18 @@ __global__ void problem_stats_kernel(UpdateArgs args, Workspace ws) {
 
 /// The widest access (kVecBytes, halving down to one element) for which
 /// every lane's run of coordinates is aligned and inside its row: x, the
-/// row stride and d must all be multiples of it, and the partial rows must
-/// take the matching fp32 stores. Wider is not taken where a warp's lanes
-/// would cover more than one row per pass (idle lanes, no gain).
+/// row stride and d must all be multiples of it, and the partial rows and
+/// centroids must take the matching fp32 accesses. Wider is not taken
+/// where a warp's lanes would cover more than one row per pass (idle
+/// lanes, no gain).
 template <typename T, int kVecBytes>
 void launch_chunk_sums(const UpdateArgs& args, const Workspace& ws, int64_t clusters, cudaStream_t stream) {
     if constexpr (kVecBytes > int(sizeof(T))) {
         const int64_t row_bytes = args.d * int64_t(sizeof(T));
         const bool fits = reinterpret_cast<uintptr_t>(args.x) % kVecBytes == 0 &&
                 args.ldx * int64_t(sizeof(T)) % kVecBytes == 0 && row_bytes % kVecBytes == 0 &&
-                row_bytes >= 32 * kVecBytes && reinterpret_cast<uintptr_t>(ws.partials) % 16 == 0;
+                row_bytes >= 32 * kVecBytes && reinterpret_cast<uintptr_t>(ws.partials) % 16 == 0 &&
+                reinterpret_cast<uintptr_t>(args.centroids) % std::min(16, 4 * kVecBytes / int(sizeof(T))) == 0;
         if (!fits) {
             launch_chunk_sums<T, kVecBytes / 2>(args, ws, clusters, stream);
             return;
@@ -376,11 +508,14 @@ void launch_chunk_sums(const UpdateArgs& args, const Workspace& ws, int64_t clus
     check_launch("chunk_sums");
 }
 
+/// How many clusters have several chunks only the device knows: teams for
+/// the most there can be, at most about one wave of them.
 template <int kTeam>
-void launch_cluster_means(const UpdateArgs& args, const Workspace& ws, int64_t clusters, cudaStream_t stream) {
+void launch_cluster_means(const UpdateArgs& args, const Workspace& ws, cudaStream_t stream) {
     constexpr int kTeamsPerBlock = kTeam == 32 ? kWarpsPerBlock : 1;
-    cluster_means_kernel<kTeam><<<blocks_for(clusters, kTeamsPerBlock), kTeam * kTeamsPerBlock, 0, stream>>>(
-            args, ws, clusters);
+    constexpr int kThreads = kTeam * kTeamsPerBlock;
+    const unsigned blocks = std::min(blocks_for(ws.max_multi, kTeamsPerBlock), one_wave(kThreads));
+    cluster_means_kernel<kTeam><<<blocks, kThreads, 0, stream>>>(args, ws);
     check_launch("cluster_means");
 }
 
@@ -406,12 +541,11 @@ void update_centroids(const UpdateArgs& args, void* workspace, cudaStream_t stre
             ws.sort_temp, sort_bytes, ws.keys_in, ws.keys_out, ws.rows_in, ws.rows_out, rows, 0,
             key_bits(clusters), stream);
     FAISS_THROW_IF_NOT_FMT(sort_err == cudaSuccess, "radix sort failed: %s", cudaGetErrorString(sort_err));
-    segment_offsets_kernel<<<blocks_for(clusters + 1, 256), 256, 0, stream>>>(
-            ws.keys_out, rows, clusters, ws.offsets, ws.chunk_count);
+    segment_offsets_kernel<<<blocks_for(rows + 1, 256), 256, 0, stream>>>(ws, rows, clusters);
     check_launch("segment_offsets");
     size_t scan_bytes = ws.scan_temp_bytes;
-    const cudaError_t scan_err = cub::DeviceScan::ExclusiveSum(
-            ws.scan_temp, scan_bytes, ws.chunk_count, ws.chunk_start, clusters + 1, stream);
+    const cudaError_t scan_err = cub::DeviceScan::InclusiveSum(
+            ws.scan_temp, scan_bytes, chunk_counts(ws.offsets), ws.chunk_start + 1, clusters, stream);
     FAISS_THROW_IF_NOT_FMT(scan_err == cudaSuccess, "chunk scan failed: %s", cudaGetErrorString(scan_err));
     switch (args.x_type) {
         case PointType::F16:
@@ -423,17 +557,20 @@ void update_centroids(const UpdateArgs& args, void* workspace, cudaStream_t stre
         default:
             launch_chunk_sums<float, 16>(args, ws, clusters, stream);
     }
-    // Enough threads per cluster for kMeanDimsPerThread dimensions each,
-    // up to a block.
-    const int64_t mean_threads = (args.d + kMeanDimsPerThread - 1) / kMeanDimsPerThread;
-    if (mean_threads <= 32) {
-        launch_cluster_means<32>(args, ws, clusters, stream);
-    } else if (mean_threads <= 64) {
-        launch_cluster_means<64>(args, ws, clusters, stream);
-    } else if (mean_threads <= 128) {
-        launch_cluster_means<128>(args, ws, clusters, stream);
-    } else {
-        launch_cluster_means<256>(args, ws, clusters, stream);
+    // Where no cluster can have several chunks, chunk_sums finished them all.
+    if (ws.max_multi > 0) {
+        // Enough threads per cluster for kMeanDimsPerThread dimensions
+        // each, up to a block.
+        const int64_t mean_threads = (args.d + kMeanDimsPerThread - 1) / kMeanDimsPerThread;
+        if (mean_threads <= 32) {
+            launch_cluster_means<32>(args, ws, stream);
+        } else if (mean_threads <= 64) {
+            launch_cluster_means<64>(args, ws, stream);
+        } else if (mean_threads <= 128) {
+            launch_cluster_means<128>(args, ws, stream);
+        } else {
+            launch_cluster_means<256>(args, ws, stream);
+        }
     }
     problem_stats_kernel<<<unsigned(args.batch), 256, 0, stream>>>(args, ws);
     check_launch("problem_stats");

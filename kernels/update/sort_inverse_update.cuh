@@ -1,11 +1,15 @@
 // Sort-inverse centroid update: a stable radix sort of (cluster, point)
 // pairs makes every cluster a contiguous segment of the sorted order. Each
-// segment is cut into fixed chunks of at most kChunkRows points; one warp
-// sums a chunk on chip (fp32, in point order) and writes one partial row;
-// a warp or block per cluster then adds its partials in chunk order (fp64)
-// and its coordinates' squared moves in dimension order. No
-// atomics and no order that depends on scheduling: the result is
-// bit-identical run to run. Host-facing declarations only.
+// segment is cut into fixed chunks of at most kChunkRows points (an empty
+// one into one chunk of none); one warp sums a chunk on chip (fp32, in
+// point order). The only chunk of its cluster finishes the cluster there
+// (mean, weight, shift); the chunks of a larger cluster write partial rows
+// that a warp or block per cluster then adds in chunk order (fp64). Shifts
+// are per-thread sums of squared moves in dimension order, then a fixed
+// shuffle tree. No float atomics and no order that depends on scheduling
+// (an integer atomic lists the larger clusters, but each is computed the
+// same whichever team takes it): the result is bit-identical run to run.
+// Host-facing declarations only.
 
 #pragma once
 
