@@ -70,14 +70,24 @@ struct ResidentPolicy {
     __host__ __device__ static int k_chunks(int d_pad) {
         return (d_pad + kBlockK - 1) / kBlockK;
     }
-    static int stages(int d_pad) {
-        const size_t points = size_t(k_chunks(d_pad)) * kPointChunkBytes;
-        const size_t fixed = 1024 + points + kBlockM * sizeof(float) + (2 * kMaxStages + 1) * sizeof(uint64_t);
-        return int(std::min<size_t>(kMaxStages, (kSmemBudget - fixed) / kStageBytes));
+    /** Point blocks in shared memory: two (the next block loads while this
+     * one computes) when a block has few centroid tiles to hide that load
+     * behind, and the ring keeps enough stages; else one, and a deeper ring.
+     */
+    static int point_buffers(int d_pad, int64_t k) {
+        const int64_t n_tiles = (k + kBlockN - 1) / kBlockN;
+        return k_chunks(d_pad) <= 2 && n_tiles <= 16 ? 2 : 1;
     }
-    static size_t smem_bytes(int d_pad, int stages) {
-        return 1024 + size_t(k_chunks(d_pad)) * kPointChunkBytes + size_t(stages) * kStageBytes +
-                (2 * stages + 1) * sizeof(uint64_t) + kBlockM * sizeof(float);
+    static size_t fixed_bytes(int d_pad, int buffers, int stages) {
+        return 1024 + size_t(buffers) * k_chunks(d_pad) * kPointChunkBytes + (2 * stages + 4) * sizeof(uint64_t) +
+                2 * kBlockM * sizeof(float);
+    }
+    static int stages(int d_pad, int buffers) {
+        return int(std::min<size_t>(kMaxStages,
+                                    (kSmemBudget - fixed_bytes(d_pad, buffers, kMaxStages)) / kStageBytes));
+    }
+    static size_t smem_bytes(int d_pad, int buffers, int stages) {
+        return fixed_bytes(d_pad, buffers, stages) + size_t(stages) * kStageBytes;
     }
 };
 
@@ -320,157 +330,230 @@ __global__ void __launch_bounds__(StreamingPolicy::kThreads, 1) flash_assign_str
 #endif
 }
 
-/// kChunks: K chunks of the points (d_pad / 64, rounded up); a compile-time
-/// count lets ptxas see which accumulators each wgmma group writes, so it
-/// does not serialise the groups around the folds.
-template <typename Half, Score kScore, int kChunks>
+/** Fixed-order sum of a point block's row distances by one warp: lane l
+ * adds rows 8l..8l+7, then a fixed shuffle tree (deterministic objective).
+ */
+[[maybe_unused]] __device__ __forceinline__ void write_block_objective(const float* row_dist, int64_t block, const AssignArgs& args) {
+    const int lane = threadIdx.x % 32;
+    double total = 0;
+#pragma unroll
+    for (int r = 0; r < ResidentPolicy::kBlockM / 32; r++) {
+        total += row_dist[lane * (ResidentPolicy::kBlockM / 32) + r];
+    }
+#pragma unroll
+    for (int off = 16; off > 0; off /= 2) {
+        total += __shfl_xor_sync(0xffffffffu, total, off);
+    }
+    if (lane == 0) {
+        args.obj_partials[block] = total;
+    }
+}
+
+/** ResidentPoints, persistent: CTA c runs point blocks c, c + gridDim.x, ...
+ * (B·m_tiles blocks of 256 rows in all). With two point buffers the next
+ * block's points load while this one computes, so no CTA waits on HBM
+ * between blocks.
+ *
+ * kChunks: K chunks of the points (d_pad / 64, rounded up); a compile-time
+ * count lets ptxas see which accumulators each wgmma group writes, so it
+ * does not serialise the groups around the folds. !kPersistent: one block
+ * per CTA (the grid covers all blocks): with many centroid tiles per block
+ * the point load is a small share, and the single-block code schedules
+ * the tile loop better.
+ */
+template <typename Half, Score kScore, int kChunks, bool kPersistent>
 __global__ void __launch_bounds__(ResidentPolicy::kThreads, 1) flash_assign_resident_kernel(
         const __grid_constant__ CUtensorMap map_x,
         const __grid_constant__ CUtensorMap map_c,
         AssignArgs args,
         int64_t m_tiles,
+        int buffers,
         int stages) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
     using P = ResidentPolicy;
+    constexpr int k_chunks = kChunks;
+    constexpr int kBufferBytes = k_chunks * P::kPointChunkBytes;
     extern __shared__ unsigned char smem_raw[];
     unsigned char* points = reinterpret_cast<unsigned char*>(
             (reinterpret_cast<uintptr_t>(smem_raw) + 1023) & ~uintptr_t(1023));
-    constexpr int k_chunks = kChunks;
-    unsigned char* ring = points + k_chunks * P::kPointChunkBytes;
+    unsigned char* ring = points + buffers * kBufferBytes;
     uint64_t* points_full = reinterpret_cast<uint64_t*>(ring + stages * P::kStageBytes);
-    uint64_t* full = points_full + 1;
+    uint64_t* points_empty = points_full + 2;
+    uint64_t* full = points_empty + 2;
     uint64_t* empty = full + stages;
-    float* row_dist = reinterpret_cast<float*>(empty + stages);
+    float* row_dist = reinterpret_cast<float*>(empty + stages); // 2 x kBlockM, by block parity
 
     const int warpgroup = threadIdx.x / 128, t = threadIdx.x % 128;
-    const int64_t b = blockIdx.x / m_tiles;
-    const int64_t row0 = (blockIdx.x % m_tiles) * P::kBlockM;
+    const int64_t blocks = args.batch * m_tiles;
+    const int64_t block_stride = kPersistent ? int64_t(gridDim.x) : blocks;
     const int n_tiles = int((args.k + P::kBlockN - 1) / P::kBlockN);
 
     if (threadIdx.x == 0) {
-        mbarrier_init(points_full, 1);
+        for (int i = 0; i < buffers; i++) {
+            mbarrier_init(&points_full[i], 1);
+            mbarrier_init(&points_empty[i], P::kConsumers);
+        }
     }
     init_ring_barriers(full, empty, stages, P::kConsumers);
 
     if (warpgroup == 0) {
         warpgroup_reg_dealloc<kProducerRegs>();
         if (t == 0) {
-            // The points once, every K chunk of them; then the centroid ring.
-            mbarrier_arrive_expect_tx(points_full, k_chunks * P::kPointChunkBytes);
-            for (int kc = 0; kc < k_chunks; kc++) {
-                tma_load_2d(points + kc * P::kPointChunkBytes, &map_x, kc * P::kBlockK, int32_t(b * args.n + row0),
-                            points_full);
-            }
+            // The i-th block of this CTA uses point buffer i % buffers.
+            auto load_points = [&](int64_t block, int64_t i) {
+                const int buf = int(i % buffers);
+                if (i >= buffers) {
+                    mbarrier_wait(&points_empty[buf], uint32_t((i / buffers - 1) & 1));
+                }
+                mbarrier_arrive_expect_tx(&points_full[buf], kBufferBytes);
+                const int64_t b = block / m_tiles, row0 = (block % m_tiles) * P::kBlockM;
+                for (int kc = 0; kc < k_chunks; kc++) {
+                    tma_load_2d(points + buf * kBufferBytes + kc * P::kPointChunkBytes, &map_x, kc * P::kBlockK,
+                                int32_t(b * args.n + row0), &points_full[buf]);
+                }
+            };
+            // The next block's points go out once the ring holds this
+            // block's first tiles: by then the consumers have left the
+            // block whose buffer they reuse.
+            const int prefetch_tile = buffers == 2 ? std::min(n_tiles, stages / k_chunks) - 1 : n_tiles - 1;
             RingPos pos;
             int64_t issued = 0;
-            for (int tile = 0; tile < n_tiles; tile++) {
-                for (int kc = 0; kc < k_chunks; kc++, issued++, advance(pos, stages)) {
-                    if (issued >= stages) {
-                        mbarrier_wait(&empty[pos.stage], pos.phase ^ 1);
+            if (blockIdx.x < blocks) {
+                load_points(blockIdx.x, 0);
+            }
+            int64_t i = 0;
+            for (int64_t block = blockIdx.x; block < blocks; block += block_stride, i++) {
+                const int64_t b = block / m_tiles;
+                for (int tile = 0; tile < n_tiles; tile++) {
+                    for (int kc = 0; kc < k_chunks; kc++, issued++, advance(pos, stages)) {
+                        if (issued >= stages) {
+                            mbarrier_wait(&empty[pos.stage], pos.phase ^ 1);
+                        }
+                        mbarrier_arrive_expect_tx(&full[pos.stage], P::kStageBytes);
+                        tma_load_2d(ring + pos.stage * P::kStageBytes, &map_c, kc * P::kBlockK,
+                                    int32_t(b * args.k + int64_t(tile) * P::kBlockN), &full[pos.stage]);
                     }
-                    mbarrier_arrive_expect_tx(&full[pos.stage], P::kStageBytes);
-                    tma_load_2d(ring + pos.stage * P::kStageBytes, &map_c, kc * P::kBlockK,
-                                int32_t(b * args.k + int64_t(tile) * P::kBlockN), &full[pos.stage]);
+                    if (tile == prefetch_tile && block + block_stride < blocks) {
+                        load_points(block + block_stride, i + 1);
+                    }
                 }
             }
         }
     } else {
         warpgroup_reg_alloc<kConsumerRegs>();
-        // Each consumer owns 128 points as two 64-row slabs; one slab's
-        // products run on the tensor cores while the other slab is folded.
+        // Each consumer owns 128 points of a block as two 64-row slabs; one
+        // slab's products run on the tensor cores while the other is folded.
         const int consumer = warpgroup - 1;
-        const float* bias = args.c_bias + b * args.k;
-        const float* mult = kScore == Score::Scaled ? args.c_multiplier + b * args.k : nullptr;
-        const unsigned char* own_points = points + consumer * 128 * 128;
+        const uint64_t desc_ring = wgmma_descriptor(ring);
         float acc[2][64];
-        RowBest best[2];
-        // Queues the products of one slab with the centroid tile whose
-        // first chunk sits at `pos`, as one wgmma group.
-        // The waits come first: a branch between the wgmmas of a group
-        // makes ptxas serialise them.
-        auto issue_slab = [&](float(&slab_acc)[64], int slab, RingPos pos) {
-            RingPos landed = pos;
-#pragma unroll
-            for (int kc = 0; kc < k_chunks; kc++, advance(landed, stages)) {
-                mbarrier_wait(&full[landed.stage], landed.phase);
-            }
-            wgmma_fence();
-#pragma unroll
-            for (int kc = 0; kc < k_chunks; kc++, advance(pos, stages)) {
-                const uint64_t desc_a = wgmma_descriptor(own_points + kc * P::kPointChunkBytes + slab * 64 * 128);
-                const uint64_t desc_b = wgmma_descriptor(ring + pos.stage * P::kStageBytes);
-#pragma unroll
-                for (int kk = 0; kk < P::kBlockK / 16; kk++) {
-                    wgmma_m64n128k16<Half>(slab_acc, wgmma_descriptor_k(desc_a, kk), wgmma_descriptor_k(desc_b, kk),
-                                           kc > 0 || kk > 0);
-                }
-            }
-            wgmma_commit();
-        };
-        // Hands the k_chunks stages of the tile at pos back to the producer;
-        // pos moves to the next tile.
-        auto release_tile = [&](RingPos& pos) {
-            for (int kc = 0; kc < k_chunks; kc++, advance(pos, stages)) {
-                if (t == 0) {
-                    mbarrier_arrive(&empty[pos.stage]);
-                }
-            }
-        };
-        auto fold = [&](float(&slab_acc)[64], int tile, RowBest& slab_best) {
-            fold_tile<kScore, P::kBlockN / 8>(slab_acc, tile * P::kBlockN, bias, mult, int32_t(args.k), slab_best);
-        };
-        mbarrier_wait(points_full, 0);
-        // Every group retires in the iteration that issued it: ptxas cannot
-        // follow a group across the loop's back edge and would serialise.
-        // Two tiles per iteration: three of the four folds run while this
-        // warpgroup's own next products are on the tensor cores.
         RingPos issue_pos, release_pos;
-        int tile = 0;
-        if constexpr (kPairTiles<kChunks, kScore>) {
-            for (; tile + 1 < n_tiles; tile += 2) {
-                const RingPos first = issue_pos;
+        int64_t i = 0;
+        for (int64_t block = blockIdx.x; block < blocks; block += block_stride, i++) {
+            const int64_t b = block / m_tiles, row0 = (block % m_tiles) * P::kBlockM;
+            const int buf = int(i % buffers);
+            const float* bias = args.c_bias + b * args.k;
+            const float* mult = kScore == Score::Scaled ? args.c_multiplier + b * args.k : nullptr;
+            // Descriptors advance by (byte offset >> 4): computed once per
+            // block, the hot loop only adds constants and stage offsets.
+            const uint64_t desc_points = wgmma_descriptor(points + buf * kBufferBytes + consumer * 128 * 128);
+            RowBest best[2];
+            // Queues the products of one slab with the centroid tile whose
+            // first chunk sits at `pos`, as one wgmma group. The waits come
+            // first: a branch between the wgmmas of a group makes ptxas
+            // serialise them.
+            auto issue_slab = [&](float(&slab_acc)[64], int slab, RingPos pos) {
+                RingPos landed = pos;
+#pragma unroll
+                for (int kc = 0; kc < k_chunks; kc++, advance(landed, stages)) {
+                    mbarrier_wait(&full[landed.stage], landed.phase);
+                }
+                wgmma_fence();
+#pragma unroll
+                for (int kc = 0; kc < k_chunks; kc++, advance(pos, stages)) {
+                    const uint64_t desc_a = desc_points + uint64_t((kc * P::kPointChunkBytes + slab * 64 * 128) >> 4);
+                    const uint64_t desc_b = desc_ring + uint64_t(pos.stage * (P::kStageBytes >> 4));
+#pragma unroll
+                    for (int kk = 0; kk < P::kBlockK / 16; kk++) {
+                        wgmma_m64n128k16<Half>(slab_acc, wgmma_descriptor_k(desc_a, kk),
+                                               wgmma_descriptor_k(desc_b, kk), kc > 0 || kk > 0);
+                    }
+                }
+                wgmma_commit();
+            };
+            // Hands the k_chunks stages of the tile at pos back to the
+            // producer; pos moves to the next tile.
+            auto release_tile = [&](RingPos& pos) {
+                for (int kc = 0; kc < k_chunks; kc++, advance(pos, stages)) {
+                    if (t == 0) {
+                        mbarrier_arrive(&empty[pos.stage]);
+                    }
+                }
+            };
+            auto fold = [&](float(&slab_acc)[64], int tile, RowBest& slab_best) {
+                fold_tile<kScore, P::kBlockN / 8>(slab_acc, tile * P::kBlockN, bias, mult, int32_t(args.k), slab_best);
+            };
+            mbarrier_wait(&points_full[buf], uint32_t((i / buffers) & 1));
+            // Every group retires in the iteration that issued it: ptxas
+            // cannot follow a group across the loop's back edge and would
+            // serialise. Two tiles per iteration: three of the four folds
+            // run while this warpgroup's own next products are on the
+            // tensor cores.
+            int tile = 0;
+            if constexpr (kPairTiles<kChunks, kScore>) {
+                for (; tile + 1 < n_tiles; tile += 2) {
+                    const RingPos first = issue_pos;
+                    for (int kc = 0; kc < k_chunks; kc++) {
+                        advance(issue_pos, stages);
+                    }
+                    const RingPos second = issue_pos;
+                    for (int kc = 0; kc < k_chunks; kc++) {
+                        advance(issue_pos, stages);
+                    }
+                    issue_slab(acc[0], 0, first);
+                    issue_slab(acc[1], 1, first);
+                    wgmma_wait<1>();
+                    fold(acc[0], tile, best[0]);
+                    issue_slab(acc[0], 0, second);
+                    wgmma_wait<1>();
+                    release_tile(release_pos);
+                    fold(acc[1], tile, best[1]);
+                    issue_slab(acc[1], 1, second);
+                    wgmma_wait<1>();
+                    fold(acc[0], tile + 1, best[0]);
+                    wgmma_wait<0>();
+                    release_tile(release_pos);
+                    fold(acc[1], tile + 1, best[1]);
+                }
+            }
+            for (; tile < n_tiles; tile++) {
+                issue_slab(acc[0], 0, issue_pos);
+                issue_slab(acc[1], 1, issue_pos);
                 for (int kc = 0; kc < k_chunks; kc++) {
                     advance(issue_pos, stages);
                 }
-                const RingPos second = issue_pos;
-                for (int kc = 0; kc < k_chunks; kc++) {
-                    advance(issue_pos, stages);
-                }
-                issue_slab(acc[0], 0, first);
-                issue_slab(acc[1], 1, first);
                 wgmma_wait<1>();
                 fold(acc[0], tile, best[0]);
-                issue_slab(acc[0], 0, second);
-                wgmma_wait<1>();
-                release_tile(release_pos);
-                fold(acc[1], tile, best[1]);
-                issue_slab(acc[1], 1, second);
-                wgmma_wait<1>();
-                fold(acc[0], tile + 1, best[0]);
                 wgmma_wait<0>();
                 release_tile(release_pos);
-                fold(acc[1], tile + 1, best[1]);
+                fold(acc[1], tile, best[1]);
             }
-        }
-        for (; tile < n_tiles; tile++) {
-            issue_slab(acc[0], 0, issue_pos);
-            issue_slab(acc[1], 1, issue_pos);
-            for (int kc = 0; kc < k_chunks; kc++) {
-                advance(issue_pos, stages);
+            // This warpgroup's last products of the block have retired.
+            if (t == 0) {
+                mbarrier_arrive(&points_empty[buf]);
             }
-            wgmma_wait<1>();
-            fold(acc[0], tile, best[0]);
-            wgmma_wait<0>();
-            release_tile(release_pos);
-            fold(acc[1], tile, best[1]);
-        }
+            float* block_dist = row_dist + (i % 2) * P::kBlockM;
 #pragma unroll
-        for (int slab = 0; slab < 2; slab++) {
-            finish_rows(best[slab], args, b, row0, consumer * 128 + slab * 64, row_dist);
+            for (int slab = 0; slab < 2; slab++) {
+                finish_rows(best[slab], args, b, row0, consumer * 128 + slab * 64, block_dist);
+            }
+            // Both consumers' rows are in; the distances of this parity are
+            // next written two blocks on, after the next barrier.
+            named_barrier_sync(1, 128 * P::kConsumers);
+            if (consumer == 0 && t < 32) {
+                write_block_objective(block_dist, block, args);
+            }
         }
     }
-    __syncthreads();
-    write_objective_share(row_dist, P::kBlockM, args);
 #endif
 }
 
@@ -501,6 +584,15 @@ CUtensorMap make_map(const void* base, CUtensorMapDataType type, int64_t rows, i
     return map;
 }
 
+/// Multiprocessors of the current device: the persistent grid size.
+int multiprocessors() {
+    int device = 0, count = 0;
+    FAISS_THROW_IF_NOT_MSG(cudaGetDevice(&device) == cudaSuccess &&
+                                   cudaDeviceGetAttribute(&count, cudaDevAttrMultiProcessorCount, device) == cudaSuccess,
+                           "FlashAssign sm90: cannot read the multiprocessor count");
+    return count;
+}
+
 template <typename Kernel>
 void reserve_smem(Kernel kernel, size_t bytes) {
     const cudaError_t attr = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(bytes));
@@ -512,27 +604,42 @@ template <typename Half, Score kScore>
 int64_t launch(const AssignArgs& args, cudaStream_t stream) {
     const CUtensorMapDataType type =
             std::is_same_v<Half, __half> ? CU_TENSOR_MAP_DATA_TYPE_FLOAT16 : CU_TENSOR_MAP_DATA_TYPE_BFLOAT16;
-    if (args.d_pad <= ResidentPolicy::kMaxDim) {
+    // Multipliers take registers: scaled operands keep points resident for
+    // up to 3 K chunks only (4 would spill).
+    constexpr int kResidentChunks = kScore == Score::Scaled ? 3 : 4;
+    if (args.d_pad <= kResidentChunks * ResidentPolicy::kBlockK) {
         using P = ResidentPolicy;
         static_assert(P::kMaxDim == 4 * P::kBlockK, "one kernel per K chunk count");
         const int k_chunks = P::k_chunks(args.d_pad);
-        auto kernel = k_chunks == 1   ? flash_assign_resident_kernel<Half, kScore, 1>
-                      : k_chunks == 2 ? flash_assign_resident_kernel<Half, kScore, 2>
-                      : k_chunks == 3 ? flash_assign_resident_kernel<Half, kScore, 3>
-                                      : flash_assign_resident_kernel<Half, kScore, 4>;
-        const int stages = P::stages(args.d_pad);
+        // Two point buffers only pay with persistent CTAs (point_buffers).
+        const int buffers = P::point_buffers(args.d_pad, args.k);
+        auto kernel = k_chunks == 1   ? flash_assign_resident_kernel<Half, kScore, 1, false>
+                      : k_chunks == 2 ? flash_assign_resident_kernel<Half, kScore, 2, false>
+                                      : flash_assign_resident_kernel<Half, kScore, 3, false>;
+        if constexpr (kResidentChunks == 4) {
+            if (k_chunks == 4) {
+                kernel = flash_assign_resident_kernel<Half, kScore, 4, false>;
+            }
+        }
+        if (buffers == 2) {
+            kernel = k_chunks == 1 ? flash_assign_resident_kernel<Half, kScore, 1, true>
+                                   : flash_assign_resident_kernel<Half, kScore, 2, true>;
+        }
+        const int stages = P::stages(args.d_pad, buffers);
         const int tiles_in_flight = k_chunks <= 3 && kScore != Score::Scaled ? 2 : 1;
         static_assert(kPairTiles<3, Score::L2> && !kPairTiles<4, Score::L2> && !kPairTiles<1, Score::Scaled>,
                       "tiles_in_flight follows kPairTiles");
         FAISS_THROW_IF_NOT_FMT(stages >= tiles_in_flight * k_chunks,
                                "FlashAssign sm90: %d ring stages cannot hold %d tiles at d_pad %d", stages,
                                tiles_in_flight, args.d_pad);
-        const size_t smem = P::smem_bytes(args.d_pad, stages);
+        const size_t smem = P::smem_bytes(args.d_pad, buffers, stages);
         reserve_smem(kernel, smem);
         const CUtensorMap map_x = make_map(args.x, type, args.batch * args.n, args.ldx, args.d_pad, P::kBlockM);
         const CUtensorMap map_c = make_map(args.c, type, args.batch * args.k, args.ldc, args.d_pad, P::kBlockN);
         const int64_t m_tiles = (args.n + P::kBlockM - 1) / P::kBlockM;
-        kernel<<<dim3(unsigned(args.batch * m_tiles)), P::kThreads, smem, stream>>>(map_x, map_c, args, m_tiles, stages);
+        const int64_t ctas = buffers == 2 ? std::min<int64_t>(args.batch * m_tiles, multiprocessors())
+                                          : args.batch * m_tiles;
+        kernel<<<dim3(unsigned(ctas)), P::kThreads, smem, stream>>>(map_x, map_c, args, m_tiles, buffers, stages);
         check_launch("FlashAssign sm90");
         return m_tiles;
     } else {
@@ -571,7 +678,7 @@ bool sm90_assign_supported(const AssignArgs& args, Operand op) {
     }
     cudaFuncAttributes attr;
     // The kernel has a body only in the sm_90a build: check what was loaded.
-    if (cudaFuncGetAttributes(&attr, flash_assign_resident_kernel<__half, Score::L2, 2>) != cudaSuccess) {
+    if (cudaFuncGetAttributes(&attr, flash_assign_resident_kernel<__half, Score::L2, 2, false>) != cudaSuccess) {
         cudaGetLastError();
         return false;
     }

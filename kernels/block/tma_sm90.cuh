@@ -42,6 +42,13 @@ __device__ __forceinline__ void mbarrier_wait(uint64_t* bar, uint32_t parity) {
             : "memory");
 }
 
+/// Barrier `id` (1..15; 0 is __syncthreads' own) that completes when
+/// `threads` threads (whole warps) arrived: syncs some warpgroups of a CTA
+/// while the others run on.
+__device__ __forceinline__ void named_barrier_sync(int id, int threads) {
+    asm volatile("bar.sync %0, %1;\n" ::"r"(id), "r"(threads) : "memory");
+}
+
 /// Loads the box at (col, row) of a 2D tensor map into smem; completes
 /// `bytes` of the barrier's transaction count.
 __device__ __forceinline__ void tma_load_2d(void* smem, const CUtensorMap* map, int32_t col, int32_t row, uint64_t* bar) {

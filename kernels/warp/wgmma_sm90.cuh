@@ -14,7 +14,10 @@ namespace faiss_flash {
 namespace kernels {
 
 /// Descriptor of a K-major, 128B-swizzled tile starting at smem_tile (1024-
-/// byte aligned): stride between 8-row atoms 1024 bytes.
+/// byte aligned): stride between 8-row atoms 1024 bytes. The start address
+/// sits in the low bits as (address >> 4), so the descriptor of a tile at
+/// byte offset o past smem_tile is this one + (o >> 4) (shared memory < 256
+/// KiB never carries out of the field).
 __device__ __forceinline__ uint64_t wgmma_descriptor(const void* smem_tile) {
     const uint32_t addr = static_cast<uint32_t>(__cvta_generic_to_shared(smem_tile));
     uint64_t desc = (addr & 0x3FFFF) >> 4;
