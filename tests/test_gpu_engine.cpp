@@ -102,7 +102,7 @@ const AssignCase kAssignCases[] = {
 
 const std::vector<std::tuple<int64_t, int64_t, int64_t>> kShapes = {
         {1000, 1, 17}, {333, 7, 1}, {517, 13, 3}, {1000, 37, 17},
-        {257, 100, 1000}, {4099, 301, 128}, {3, 3, 5}, {700, 129, 64}, {1000, 200, 33},
+        {257, 100, 1000}, {4099, 301, 128}, {3, 3, 5}, {700, 129, 64}, {1000, 200, 33}, {3000, 100, 128},
 };
 
 TEST_F(Gpu, AssignMatchesFp64EveryOperandAndShape) {

@@ -111,7 +111,24 @@ struct RingPos {
 struct RowBest {
     float score[2] = {INFINITY, INFINITY};
     int32_t index[2] = {0, 0};
+    /// ||x||² of the two rows (L2), read before the sweep so the load's
+    /// latency hides behind it instead of delaying the block's end.
+    float norm[2] = {0, 0};
 };
+
+/// Row r (0..63) of a 64-row accumulator slab held in register half h.
+__device__ __forceinline__ int slab_row(int h) {
+    return ((threadIdx.x % 128) / 32) * 16 + (threadIdx.x % 32) / 4 + 8 * h;
+}
+
+/// Fills best.norm for the slab starting at CTA row slab_row0.
+[[maybe_unused]] __device__ __forceinline__ void load_row_norms(RowBest& best, const AssignArgs& args, int64_t b, int64_t cta_row0, int slab_row0) {
+#pragma unroll
+    for (int h = 0; h < 2; h++) {
+        const int64_t row = cta_row0 + slab_row0 + slab_row(h);
+        best.norm[h] = !args.inner_product && row < args.n ? args.x_norms[b * args.n + row] : 0.0f;
+    }
+}
 
 /// How a product becomes a score (lower is better).
 enum class Score {
@@ -190,19 +207,19 @@ __device__ __forceinline__ void fold_tile(const float (&acc)[4 * kBlocks8], int3
  * their distances into row_dist (0 for rows past n).
  */
 [[maybe_unused]] __device__ __forceinline__ void finish_rows(RowBest best, const AssignArgs& args, int64_t b, int64_t cta_row0, int slab_row0, float* row_dist) {
-    const int warp = (threadIdx.x % 128) / 32, lane = threadIdx.x % 32;
+    const int lane = threadIdx.x % 32;
 #pragma unroll
     for (int h = 0; h < 2; h++) {
         float sc = best.score[h];
         int32_t i = best.index[h];
         quad_argmin(sc, i);
-        const int r = slab_row0 + warp * 16 + lane / 4 + 8 * h;
+        const int r = slab_row0 + slab_row(h);
         const int64_t row = cta_row0 + r;
         if (lane % 4 == 0) {
             float dist = 0;
             if (row < args.n) {
                 const int64_t out = b * args.n + row;
-                dist = args.inner_product ? -sc : fmaxf(args.x_norms[out] + sc, 0.0f);
+                dist = args.inner_product ? -sc : fmaxf(best.norm[h] + sc, 0.0f);
                 args.labels[out] = i;
                 if (args.distances) {
                     args.distances[out] = dist;
@@ -291,6 +308,7 @@ __global__ void __launch_bounds__(StreamingPolicy::kThreads, 1) flash_assign_str
         const float* mult = kScore == Score::Scaled ? args.c_multiplier + b * args.k : nullptr;
         float acc[128];
         RowBest best;
+        load_row_norms(best, args, b, row0, consumer * 64);
         RingPos pos;
         for (int tile = 0; tile < n_tiles; tile++) {
             // One K chunk stays in flight while the stage of the previous
@@ -457,6 +475,10 @@ __global__ void __launch_bounds__(ResidentPolicy::kThreads, 1) flash_assign_resi
             // block, the hot loop only adds constants and stage offsets.
             const uint64_t desc_points = wgmma_descriptor(points + buf * kBufferBytes + consumer * 128 * 128);
             RowBest best[2];
+#pragma unroll
+            for (int slab = 0; slab < 2; slab++) {
+                load_row_norms(best[slab], args, b, row0, consumer * 128 + slab * 64);
+            }
             // Queues the products of one slab with the centroid tile whose
             // first chunk sits at `pos`, as one wgmma group. The waits come
             // first: a branch between the wgmmas of a group makes ptxas
@@ -668,7 +690,7 @@ bool sm90_assign_supported(const AssignArgs& args, Operand op) {
     }
     // TMA coordinates are 32-bit; tiny d or k leave most of a wgmma idle.
     if (args.batch * args.n >= (int64_t(1) << 31) || args.batch * args.k >= (int64_t(1) << 31) ||
-        args.d_pad < 64 || args.k <= 128) {
+        args.d_pad < 64 || args.k < 32) {
         return false;
     }
     int device = 0;

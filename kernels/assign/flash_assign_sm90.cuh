@@ -9,7 +9,7 @@ namespace faiss_flash {
 namespace kernels {
 
 /// True when this GPU, this build (sm_90a code loaded) and this problem
-/// (16-bit operands, d >= 64, k > 128, 32-bit row coordinates) suit it.
+/// (16-bit operands, d_pad >= 64, k >= 32, 32-bit row coordinates) suit it.
 bool sm90_assign_supported(const AssignArgs& args, Operand op);
 
 /// Returns the CTAs per problem it used (see flash_assign).
