@@ -24,9 +24,11 @@ enum class BackendKind {
 /// The centroid update always accumulates in fp32 or wider.
 enum class Precision {
     /// fp32 input: products as accurate as fp32 (the CPU backend computes in
-    /// fp32; the GPU backend splits each operand into two tf32 parts, 3xTF32,
-    /// ~2^-21 relative error per product). 16-bit input: exact products of
-    /// the 16-bit values. The default.
+    /// fp32; the GPU backend splits each operand into a hi and a lo part and
+    /// adds hi·hi + hi·lo + lo·hi on tensor cores: fp16 parts after a
+    /// power-of-two scale on Hopper (~3·2^-22 relative error per product,
+    /// at the fp16 rate), tf32 parts elsewhere (3xTF32, ~2^-21)). 16-bit
+    /// input: exact products of the 16-bit values. The default.
     Exact,
     TF32, ///< GPU only: plain tf32 tensor-core products (about 1e-3 relative error)
     BF16, ///< GPU only: operands rounded to bf16, fp32 accumulation
