@@ -181,8 +181,8 @@ void CudaBackend::bind_common(const LloydShape& shape, PointType t, int64_t ldx,
     probe.batch = shape.batch;
     probe.n = shape.n;
     obj_partials_.allocate(sizeof(double) * kernels::assign_grid_size(probe), "the objective partials");
-    obj_.allocate(sizeof(double) * shape.batch, "the objectives");
-    stats_.allocate(sizeof(kernels::UpdateStats) * shape.batch, "the update statistics");
+    step_out_.allocate(step_out_bytes(), "the objectives and update statistics");
+    step_out_host_.allocate(step_out_bytes(), "the read-back of the objectives and update statistics");
     rows_.allocate(sizeof(int32_t) * shape.k, "the initial centroid rows");
     FAISS_FLASH_CUDA_CHECK(cudaMemsetAsync(centroids_.as<void>(), 0, centroids_.bytes(), stream_));
     centroids_dirty_ = true;
@@ -272,7 +272,7 @@ void CudaBackend::launch_assign(bool with_distances) {
     prepare_centroids();
     const kernels::AssignArgs a = assign_args(with_distances);
     const int64_t ctas_per_problem = kernels::flash_assign(a, operand_, stream_);
-    kernels::reduce_objective(a.obj_partials, a.batch, ctas_per_problem, obj_.as<double>(), stream_);
+    kernels::reduce_objective(a.obj_partials, a.batch, ctas_per_problem, step_objectives(step_out_), stream_);
 }
 
 void CudaBackend::assign_update(int64_t k_frozen, StepResult* results, StepTiming* timing) {
@@ -294,7 +294,7 @@ void CudaBackend::assign_update(int64_t k_frozen, StepResult* results, StepTimin
     u.k_frozen = k_frozen;
     u.centroids = centroids_.as<float>();
     u.cluster_weights = cluster_weights_.as<float>();
-    u.stats = stats_.as<kernels::UpdateStats>();
+    u.stats = step_stats(step_out_);
     // Allocated on the first update only: assignment-only users (the
     // IndexFlatFlash search hook) never pay for the sort's scratch.
     workspace_.allocate(
@@ -304,13 +304,13 @@ void CudaBackend::assign_update(int64_t k_frozen, StepResult* results, StepTimin
     FAISS_FLASH_CUDA_CHECK(cudaEventRecord(events_[2], stream_));
     centroids_dirty_ = true;
 
-    // The one read-back of the step: B objectives and B stat records.
-    std::vector<double> obj(shape_.batch);
-    std::vector<kernels::UpdateStats> stats(shape_.batch);
-    FAISS_FLASH_CUDA_CHECK(cudaMemcpyAsync(obj.data(), obj_.as<double>(), obj_.bytes(), cudaMemcpyDeviceToHost, stream_));
-    FAISS_FLASH_CUDA_CHECK(cudaMemcpyAsync(
-            stats.data(), stats_.as<void>(), stats_.bytes(), cudaMemcpyDeviceToHost, stream_));
+    // The one read-back of the step: B stat records and B objectives, one
+    // copy into page-locked memory.
+    FAISS_FLASH_CUDA_CHECK(cudaMemcpyAsync(step_out_host_.as<void>(), step_out_.as<void>(), step_out_bytes(),
+                                           cudaMemcpyDeviceToHost, stream_));
     FAISS_FLASH_CUDA_CHECK(cudaStreamSynchronize(stream_));
+    const double* obj = step_objectives(step_out_host_);
+    const kernels::UpdateStats* stats = step_stats(step_out_host_);
     for (int64_t b = 0; b < shape_.batch; b++) {
         results[b].obj = obj[b];
         results[b].imbalance_factor = stats[b].imbalance_factor;

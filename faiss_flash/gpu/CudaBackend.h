@@ -80,7 +80,7 @@ class CudaBackend : public LloydBackend {
     void bind_common(const LloydShape& shape, PointType t, int64_t ldx, const float* weights);
     /// Rebuilds the centroid operands and bias when the centroids changed.
     void prepare_centroids();
-    /// FlashAssign into labels_ / distances_ / obj_; returns nothing, async.
+    /// FlashAssign into labels_ / distances_ / the objectives; async.
     void launch_assign(bool with_distances);
     kernels::AssignArgs assign_args(bool with_distances) const;
 
@@ -111,7 +111,21 @@ class CudaBackend : public LloydBackend {
     bool centroids_dirty_ = true;
 
     // Step outputs and scratch.
-    DeviceBuffer labels_, distances_, obj_partials_, obj_, stats_, workspace_, rows_;
+    DeviceBuffer labels_, distances_, obj_partials_, workspace_, rows_;
+    /// B update stat records, then B objectives: one read-back per step.
+    DeviceBuffer step_out_;
+    PinnedBuffer step_out_host_;
+    size_t step_out_bytes() const {
+        return (sizeof(kernels::UpdateStats) + sizeof(double)) * shape_.batch;
+    }
+    template <typename B>
+    kernels::UpdateStats* step_stats(const B& out) const {
+        return out.template as<kernels::UpdateStats>();
+    }
+    template <typename B>
+    double* step_objectives(const B& out) const {
+        return reinterpret_cast<double*>(step_stats(out) + shape_.batch);
+    }
 };
 
 } // namespace gpu

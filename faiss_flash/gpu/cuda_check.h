@@ -1,5 +1,6 @@
-// CUDA runtime errors as faiss::FaissException, and device memory owned by
-// RAII buffers whose allocation failure names the size and the purpose.
+// CUDA runtime errors as faiss::FaissException, and device or page-locked
+// host memory owned by RAII buffers whose allocation failure names the size
+// and the purpose.
 
 #pragma once
 
@@ -23,14 +24,38 @@
 namespace faiss_flash {
 namespace gpu {
 
-class DeviceBuffer {
+/// Where a Buffer's bytes live: GPU memory.
+struct DeviceMemory {
+    static constexpr const char* kName = "GPU memory";
+    static cudaError_t allocate(void** p, size_t bytes) {
+        return cudaMalloc(p, bytes);
+    }
+    static void release(void* p) {
+        cudaFree(p);
+    }
+};
+
+/// Page-locked host memory: a device-to-host copy into it is one DMA,
+/// without the driver's staging copy of pageable memory.
+struct PinnedHostMemory {
+    static constexpr const char* kName = "page-locked host memory";
+    static cudaError_t allocate(void** p, size_t bytes) {
+        return cudaMallocHost(p, bytes);
+    }
+    static void release(void* p) {
+        cudaFreeHost(p);
+    }
+};
+
+/// Memory owned by RAII; Memory is DeviceMemory or PinnedHostMemory.
+template <typename Memory>
+class Buffer {
    public:
-    DeviceBuffer() = default;
-    DeviceBuffer(const DeviceBuffer&) = delete;
-    DeviceBuffer& operator=(const DeviceBuffer&) = delete;
-    DeviceBuffer(DeviceBuffer&& o) noexcept
-            : ptr_(std::exchange(o.ptr_, nullptr)), bytes_(std::exchange(o.bytes_, 0)) {}
-    ~DeviceBuffer() {
+    Buffer() = default;
+    Buffer(const Buffer&) = delete;
+    Buffer& operator=(const Buffer&) = delete;
+    Buffer(Buffer&& o) noexcept : ptr_(std::exchange(o.ptr_, nullptr)), bytes_(std::exchange(o.bytes_, 0)) {}
+    ~Buffer() {
         release();
     }
 
@@ -44,13 +69,14 @@ class DeviceBuffer {
         if (bytes == 0) {
             return;
         }
-        const cudaError_t err = cudaMalloc(&ptr_, bytes);
+        const cudaError_t err = Memory::allocate(&ptr_, bytes);
         if (err != cudaSuccess) {
             ptr_ = nullptr;
             cudaGetLastError(); // clear the sticky-free allocation error
             FAISS_THROW_FMT(
-                    "faiss_flash: cannot allocate %zd bytes of GPU memory for %s: %s",
+                    "faiss_flash: cannot allocate %zd bytes of %s for %s: %s",
                     bytes,
+                    Memory::kName,
                     what,
                     cudaGetErrorString(err));
         }
@@ -68,7 +94,7 @@ class DeviceBuffer {
    private:
     void release() {
         if (ptr_) {
-            cudaFree(ptr_);
+            Memory::release(ptr_);
         }
         ptr_ = nullptr;
         bytes_ = 0;
@@ -76,6 +102,9 @@ class DeviceBuffer {
     void* ptr_ = nullptr;
     size_t bytes_ = 0;
 };
+
+using DeviceBuffer = Buffer<DeviceMemory>;
+using PinnedBuffer = Buffer<PinnedHostMemory>;
 
 /// Makes `device` current for a scope, restoring the previous one.
 class DeviceScope {

@@ -15,6 +15,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <map>
+#include <mutex>
 
 #include <cudaTypedefs.h>
 
@@ -682,6 +684,35 @@ int64_t launch_metric(const AssignArgs& args, cudaStream_t stream) {
     return args.inner_product ? launch<Half, Score::InnerProduct>(args, stream) : launch<Half, Score::L2>(args, stream);
 }
 
+/** Whether the current device runs this build's sm_90a kernels (a Hopper
+ * GPU, and the sm_90a code loaded for it: the kernels have a body only
+ * there). Cached per device: every iteration's launch asks, and a device
+ * property query costs more than a small problem's whole kernel.
+ */
+bool device_runs_sm90a() {
+    static std::mutex mutex;
+    static std::map<int, bool> known;
+    int device = 0;
+    if (cudaGetDevice(&device) != cudaSuccess) {
+        return false;
+    }
+    std::lock_guard<std::mutex> lock(mutex);
+    const auto it = known.find(device);
+    if (it != known.end()) {
+        return it->second;
+    }
+    int major = 0;
+    cudaFuncAttributes attr;
+    bool runs = cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device) == cudaSuccess && major == 9;
+    if (runs && cudaFuncGetAttributes(&attr, flash_assign_resident_kernel<__half, Score::L2, 2, false>) != cudaSuccess) {
+        cudaGetLastError();
+        runs = false;
+    }
+    runs = runs && attr.binaryVersion == 90;
+    known[device] = runs;
+    return runs;
+}
+
 } // namespace
 
 bool sm90_assign_supported(const AssignArgs& args, Operand op) {
@@ -693,18 +724,7 @@ bool sm90_assign_supported(const AssignArgs& args, Operand op) {
         args.d_pad < 64 || args.k < 32) {
         return false;
     }
-    int device = 0;
-    cudaDeviceProp prop;
-    if (cudaGetDevice(&device) != cudaSuccess || cudaGetDeviceProperties(&prop, device) != cudaSuccess) {
-        return false;
-    }
-    cudaFuncAttributes attr;
-    // The kernel has a body only in the sm_90a build: check what was loaded.
-    if (cudaFuncGetAttributes(&attr, flash_assign_resident_kernel<__half, Score::L2, 2, false>) != cudaSuccess) {
-        cudaGetLastError();
-        return false;
-    }
-    return prop.major == 9 && attr.binaryVersion == 90;
+    return device_runs_sm90a();
 }
 
 int64_t flash_assign_sm90(const AssignArgs& args, Operand op, cudaStream_t stream) {
