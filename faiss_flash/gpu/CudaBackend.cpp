@@ -1,5 +1,6 @@
 #include <faiss_flash/gpu/CudaBackend.h>
 
+#include <cmath>
 #include <vector>
 
 #include <kernels/assign/flash_assign_sm90.cuh>
@@ -174,6 +175,11 @@ void CudaBackend::bind_common(const LloydShape& shape, PointType t, int64_t ldx,
     c_op_.allocate(op_bytes * clusters * op_width_, "the tensor-core copy of the centroids");
     c_bias_.allocate(sizeof(float) * clusters, "the centroid norms");
     c_multiplier_.allocate(operand_ == Operand::F16x3 ? sizeof(float) * clusters : 0, "the centroid multipliers");
+    // Padded copies of the terms for the Hopper kernels (16-bit operands).
+    const bool hopper_operand = operand_ == Operand::F16 || operand_ == Operand::BF16 || operand_ == Operand::F16x3;
+    const size_t padded_bytes = sizeof(float) * shape.batch * kernels::padded_terms(shape.k);
+    c_bias_padded_.allocate(hopper_operand ? padded_bytes : 0, "the padded centroid norms");
+    c_multiplier_padded_.allocate(operand_ == Operand::F16x3 ? padded_bytes : 0, "the padded centroid multipliers");
     cluster_weights_.allocate(sizeof(float) * clusters, "the cluster weights");
     labels_.allocate(sizeof(int32_t) * rows, "the labels");
     distances_.allocate(sizeof(float) * rows, "the distances");
@@ -236,14 +242,22 @@ void CudaBackend::prepare_centroids() {
         kernels::split_centroids(centroids_.as<float>(), shape_.batch, shape_.k, shape_.d, int(d_pad_),
                                  x_split_exps_.as<int32_t>(), l2, c_op_.as<void>(), c_bias_.as<float>(),
                                  c_multiplier_.as<float>(), stream_);
-        centroids_dirty_ = false;
-        return;
+    } else {
+        kernels::convert_rows(centroids_.as<float>(), shape_.d, PointType::F32, shape_.batch * shape_.k,
+                              shape_.d, c_op_.as<void>(), d_pad_, operand_,
+                              l2 ? c_bias_.as<float>() : nullptr, stream_);
+        if (!l2) {
+            kernels::zero_floats(c_bias_.as<float>(), shape_.batch * shape_.k, stream_);
+        }
     }
-    kernels::convert_rows(centroids_.as<float>(), shape_.d, PointType::F32, shape_.batch * shape_.k,
-                          shape_.d, c_op_.as<void>(), d_pad_, operand_,
-                          l2 ? c_bias_.as<float>() : nullptr, stream_);
-    if (!l2) {
-        kernels::zero_floats(c_bias_.as<float>(), shape_.batch * shape_.k, stream_);
+    if (c_bias_padded_.bytes() > 0) {
+        const int64_t k_pad = kernels::padded_terms(shape_.k);
+        kernels::pad_terms(c_bias_.as<float>(), shape_.batch, shape_.k, k_pad, INFINITY, c_bias_padded_.as<float>(),
+                           stream_);
+        if (operand_ == Operand::F16x3) {
+            kernels::pad_terms(c_multiplier_.as<float>(), shape_.batch, shape_.k, k_pad, 0.0f,
+                               c_multiplier_padded_.as<float>(), stream_);
+        }
     }
     centroids_dirty_ = false;
 }
@@ -256,6 +270,9 @@ kernels::AssignArgs CudaBackend::assign_args(bool with_distances) const {
     a.ldc = op_width_;
     a.c_bias = c_bias_.as<float>();
     a.c_multiplier = operand_ == Operand::F16x3 ? c_multiplier_.as<float>() : nullptr;
+    a.c_bias_padded = c_bias_padded_.as<float>();
+    a.c_multiplier_padded = c_multiplier_padded_.as<float>();
+    a.k_pad = kernels::padded_terms(shape_.k);
     a.x_norms = shape_.metric == Metric::L2 ? x_norms_.as<float>() : nullptr;
     a.batch = shape_.batch;
     a.n = shape_.n;

@@ -108,6 +108,7 @@ class CudaBackend : public LloydBackend {
     // Centroids: fp32 master copy, operand copy, per-centroid score terms
     // (bias; F16x3: product multiplier).
     DeviceBuffer centroids_, c_op_, c_bias_, c_multiplier_, cluster_weights_;
+    DeviceBuffer c_bias_padded_, c_multiplier_padded_; ///< per problem k rounded up to 128 (Hopper kernels)
     bool centroids_dirty_ = true;
 
     // Step outputs and scratch.

@@ -43,6 +43,14 @@ inline int operand_chunk(Operand op) {
     return 16 / operand_bytes(op);
 }
 
+/// Column granularity of AssignArgs::k_pad.
+constexpr int64_t kTermsTile = 128;
+
+/// k rounded up to kTermsTile.
+inline int64_t padded_terms(int64_t k) {
+    return (k + kTermsTile - 1) / kTermsTile * kTermsTile;
+}
+
 struct AssignArgs {
     const void* x = nullptr; ///< B·N rows of ldx elements (row b·N + i)
     int64_t ldx = 0;
@@ -55,6 +63,13 @@ struct AssignArgs {
      * nullptr otherwise.
      */
     const float* c_multiplier = nullptr;
+    /** The same terms with each problem's row padded to k_pad columns
+     * (bias +inf, multiplier 0 past k), for the Hopper kernels' bulk copies
+     * of whole tiles; k_pad = k rounded up to kTermsTile.
+     */
+    const float* c_bias_padded = nullptr;
+    const float* c_multiplier_padded = nullptr;
+    int64_t k_pad = 0;
     /// B·N squared norms of the points (L2 only; nullptr for IP).
     const float* x_norms = nullptr;
     int64_t batch = 1;

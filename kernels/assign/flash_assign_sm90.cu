@@ -80,16 +80,19 @@ struct ResidentPolicy {
         const int64_t n_tiles = (k + kBlockN - 1) / kBlockN;
         return k_chunks(d_pad) <= 2 && n_tiles <= 16 ? 2 : 1;
     }
+    /// Per stage, the score terms (bias, multiplier) of the tile whose
+    /// first chunk it holds, bulk-copied with that chunk.
+    static constexpr int kTermsBytes = 2 * kBlockN * sizeof(float);
     static size_t fixed_bytes(int d_pad, int buffers, int stages) {
         return 1024 + size_t(buffers) * k_chunks(d_pad) * kPointChunkBytes + (2 * stages + 4) * sizeof(uint64_t) +
                 2 * kBlockM * sizeof(float);
     }
     static int stages(int d_pad, int buffers) {
-        return int(std::min<size_t>(kMaxStages,
-                                    (kSmemBudget - fixed_bytes(d_pad, buffers, kMaxStages)) / kStageBytes));
+        return int(std::min<size_t>(
+                kMaxStages, (kSmemBudget - fixed_bytes(d_pad, buffers, kMaxStages)) / (kStageBytes + kTermsBytes)));
     }
     static size_t smem_bytes(int d_pad, int buffers, int stages) {
-        return fixed_bytes(d_pad, buffers, stages) + size_t(stages) * kStageBytes;
+        return fixed_bytes(d_pad, buffers, stages) + size_t(stages) * (kStageBytes + kTermsBytes);
     }
 };
 
@@ -149,9 +152,10 @@ constexpr bool kPairTiles = kChunks <= 3 && kScore != Score::Scaled;
  * (column offsets are compile-time constants, so an index costs one select),
  * then one merge into the running argmin. Columns in increasing order and
  * strict '<' keep the lowest index on ties. kMasked: the tile runs past k;
- * its columns from cols_left on score +inf.
+ * its columns from cols_left on score +inf. kStaged: the terms are in
+ * shared memory (already +inf past k).
  */
-template <Score kScore, bool kMasked, int kBlocks8>
+template <Score kScore, bool kMasked, bool kStaged, int kBlocks8>
 __device__ __forceinline__ void fold_columns(const float (&acc)[4 * kBlocks8], const float* lane_bias, const float* lane_mult,
                                              int32_t lane_col0, int32_t cols_left, RowBest& best) {
     float tile_score[2] = {INFINITY, INFINITY};
@@ -162,8 +166,8 @@ __device__ __forceinline__ void fold_columns(const float (&acc)[4 * kBlocks8], c
         for (int e = 0; e < 2; e++) {
             const int c = 8 * j + e;
             const bool real = !kMasked || c < cols_left;
-            const float cb = real ? __ldg(lane_bias + c) : INFINITY;
-            const float cm = kScore == Score::Scaled && real ? __ldg(lane_mult + c) : 0.0f;
+            const float cb = !real ? INFINITY : kStaged ? lane_bias[c] : __ldg(lane_bias + c);
+            const float cm = kScore != Score::Scaled || !real ? 0.0f : kStaged ? lane_mult[c] : __ldg(lane_mult + c);
 #pragma unroll
             for (int h = 0; h < 2; h++) {
                 const float dot = acc[4 * j + 2 * h + e];
@@ -197,10 +201,19 @@ __device__ __forceinline__ void fold_tile(const float (&acc)[4 * kBlocks8], int3
     const int32_t lane_col0 = col0 + 2 * int32_t(threadIdx.x % 4);
     const float* lane_mult = kScore == Score::Scaled ? mult + lane_col0 : nullptr;
     if (col0 + 8 * kBlocks8 <= k) {
-        fold_columns<kScore, false, kBlocks8>(acc, bias + lane_col0, lane_mult, lane_col0, 0, best);
+        fold_columns<kScore, false, false, kBlocks8>(acc, bias + lane_col0, lane_mult, lane_col0, 0, best);
     } else {
-        fold_columns<kScore, true, kBlocks8>(acc, bias + lane_col0, lane_mult, lane_col0, k - lane_col0, best);
+        fold_columns<kScore, true, false, kBlocks8>(acc, bias + lane_col0, lane_mult, lane_col0, k - lane_col0, best);
     }
+}
+
+/// fold_tile with the tile's terms staged in shared memory: slot holds 8 *
+/// kBlocks8 biases, then as many multipliers (Score::Scaled).
+template <Score kScore, int kBlocks8>
+__device__ __forceinline__ void fold_staged_tile(const float (&acc)[4 * kBlocks8], int32_t col0, const float* slot, RowBest& best) {
+    const int lane_offset = 2 * int(threadIdx.x % 4);
+    fold_columns<kScore, false, true, kBlocks8>(acc, slot + lane_offset, slot + 8 * kBlocks8 + lane_offset,
+                                                col0 + lane_offset, 0, best);
 }
 
 /** After the sweep: the 4 lanes of a quad share rows (a warpgroup owns all
@@ -397,7 +410,8 @@ __global__ void __launch_bounds__(ResidentPolicy::kThreads, 1) flash_assign_resi
     unsigned char* points = reinterpret_cast<unsigned char*>(
             (reinterpret_cast<uintptr_t>(smem_raw) + 1023) & ~uintptr_t(1023));
     unsigned char* ring = points + buffers * kBufferBytes;
-    uint64_t* points_full = reinterpret_cast<uint64_t*>(ring + stages * P::kStageBytes);
+    float* terms = reinterpret_cast<float*>(ring + stages * P::kStageBytes); // stages x [bias | multiplier]
+    uint64_t* points_full = reinterpret_cast<uint64_t*>(terms + stages * 2 * P::kBlockN);
     uint64_t* points_empty = points_full + 2;
     uint64_t* full = points_empty + 2;
     uint64_t* empty = full + stages;
@@ -418,6 +432,9 @@ __global__ void __launch_bounds__(ResidentPolicy::kThreads, 1) flash_assign_resi
 
     if (warpgroup == 0) {
         warpgroup_reg_dealloc<kProducerRegs>();
+        // One thread issues every TMA load; each tile's score terms (padded
+        // per problem: +inf bias past k) come with its first chunk, so the
+        // consumers' folds read them from shared memory without bounds.
         if (t == 0) {
             // The i-th block of this CTA uses point buffer i % buffers.
             auto load_points = [&](int64_t block, int64_t i) {
@@ -436,6 +453,8 @@ __global__ void __launch_bounds__(ResidentPolicy::kThreads, 1) flash_assign_resi
             // block's first tiles: by then the consumers have left the
             // block whose buffer they reuse.
             const int prefetch_tile = buffers == 2 ? std::min(n_tiles, stages / k_chunks) - 1 : n_tiles - 1;
+            constexpr uint32_t kTermBytes = P::kBlockN * sizeof(float);
+            constexpr uint32_t kTileTermBytes = (kScore == Score::Scaled ? 2 : 1) * kTermBytes;
             RingPos pos;
             int64_t issued = 0;
             if (blockIdx.x < blocks) {
@@ -449,9 +468,18 @@ __global__ void __launch_bounds__(ResidentPolicy::kThreads, 1) flash_assign_resi
                         if (issued >= stages) {
                             mbarrier_wait(&empty[pos.stage], pos.phase ^ 1);
                         }
-                        mbarrier_arrive_expect_tx(&full[pos.stage], P::kStageBytes);
+                        mbarrier_arrive_expect_tx(&full[pos.stage], P::kStageBytes + (kc == 0 ? kTileTermBytes : 0));
                         tma_load_2d(ring + pos.stage * P::kStageBytes, &map_c, kc * P::kBlockK,
                                     int32_t(b * args.k + int64_t(tile) * P::kBlockN), &full[pos.stage]);
+                        if (kc == 0) {
+                            float* slot = terms + pos.stage * 2 * P::kBlockN;
+                            const int64_t col0 = b * args.k_pad + int64_t(tile) * P::kBlockN;
+                            bulk_load(slot, args.c_bias_padded + col0, kTermBytes, &full[pos.stage]);
+                            if constexpr (kScore == Score::Scaled) {
+                                bulk_load(slot + P::kBlockN, args.c_multiplier_padded + col0, kTermBytes,
+                                          &full[pos.stage]);
+                            }
+                        }
                     }
                     if (tile == prefetch_tile && block + block_stride < blocks) {
                         load_points(block + block_stride, i + 1);
@@ -471,8 +499,6 @@ __global__ void __launch_bounds__(ResidentPolicy::kThreads, 1) flash_assign_resi
         for (int64_t block = blockIdx.x; block < blocks; block += block_stride, i++) {
             const int64_t b = block / m_tiles, row0 = (block % m_tiles) * P::kBlockM;
             const int buf = int(i % buffers);
-            const float* bias = args.c_bias + b * args.k;
-            const float* mult = kScore == Score::Scaled ? args.c_multiplier + b * args.k : nullptr;
             // Descriptors advance by (byte offset >> 4): computed once per
             // block, the hot loop only adds constants and stage offsets.
             const uint64_t desc_points = wgmma_descriptor(points + buf * kBufferBytes + consumer * 128 * 128);
@@ -513,8 +539,9 @@ __global__ void __launch_bounds__(ResidentPolicy::kThreads, 1) flash_assign_resi
                     }
                 }
             };
-            auto fold = [&](float(&slab_acc)[64], int tile, RowBest& slab_best) {
-                fold_tile<kScore, P::kBlockN / 8>(slab_acc, tile * P::kBlockN, bias, mult, int32_t(args.k), slab_best);
+            auto fold = [&](float(&slab_acc)[64], int tile, RingPos tile_pos, RowBest& slab_best) {
+                fold_staged_tile<kScore, P::kBlockN / 8>(slab_acc, tile * P::kBlockN,
+                                                         terms + tile_pos.stage * 2 * P::kBlockN, slab_best);
             };
             mbarrier_wait(&points_full[buf], uint32_t((i / buffers) & 1));
             // Every group retires in the iteration that issued it: ptxas
@@ -533,33 +560,36 @@ __global__ void __launch_bounds__(ResidentPolicy::kThreads, 1) flash_assign_resi
                     for (int kc = 0; kc < k_chunks; kc++) {
                         advance(issue_pos, stages);
                     }
+                    // A tile's stages go back after its second fold: the
+                    // folds read the terms staged with its first chunk.
                     issue_slab(acc[0], 0, first);
                     issue_slab(acc[1], 1, first);
                     wgmma_wait<1>();
-                    fold(acc[0], tile, best[0]);
+                    fold(acc[0], tile, first, best[0]);
                     issue_slab(acc[0], 0, second);
                     wgmma_wait<1>();
+                    fold(acc[1], tile, first, best[1]);
                     release_tile(release_pos);
-                    fold(acc[1], tile, best[1]);
                     issue_slab(acc[1], 1, second);
                     wgmma_wait<1>();
-                    fold(acc[0], tile + 1, best[0]);
+                    fold(acc[0], tile + 1, second, best[0]);
                     wgmma_wait<0>();
+                    fold(acc[1], tile + 1, second, best[1]);
                     release_tile(release_pos);
-                    fold(acc[1], tile + 1, best[1]);
                 }
             }
             for (; tile < n_tiles; tile++) {
-                issue_slab(acc[0], 0, issue_pos);
-                issue_slab(acc[1], 1, issue_pos);
+                const RingPos tile_pos = issue_pos;
+                issue_slab(acc[0], 0, tile_pos);
+                issue_slab(acc[1], 1, tile_pos);
                 for (int kc = 0; kc < k_chunks; kc++) {
                     advance(issue_pos, stages);
                 }
                 wgmma_wait<1>();
-                fold(acc[0], tile, best[0]);
+                fold(acc[0], tile, tile_pos, best[0]);
                 wgmma_wait<0>();
+                fold(acc[1], tile, tile_pos, best[1]);
                 release_tile(release_pos);
-                fold(acc[1], tile, best[1]);
             }
             // This warpgroup's last products of the block have retired.
             if (t == 0) {
@@ -728,13 +758,17 @@ bool sm90_assign_supported(const AssignArgs& args, Operand op) {
 }
 
 int64_t flash_assign_sm90(const AssignArgs& args, Operand op, cudaStream_t stream) {
+    static_assert(ResidentPolicy::kBlockN == kTermsTile, "the padded terms come in whole tiles");
+    FAISS_THROW_IF_NOT_MSG(args.c_bias_padded && args.k_pad == padded_terms(args.k),
+                           "FlashAssign sm90: needs the score terms padded to k_pad = k rounded up to 128");
     switch (op) {
         case Operand::F16:
             return launch_metric<__half>(args, stream);
         case Operand::BF16:
             return launch_metric<__nv_bfloat16>(args, stream);
         case Operand::F16x3:
-            FAISS_THROW_IF_NOT_MSG(args.c_multiplier, "FlashAssign sm90: F16x3 operands need c_multiplier");
+            FAISS_THROW_IF_NOT_MSG(args.c_multiplier && args.c_multiplier_padded,
+                                   "FlashAssign sm90: F16x3 operands need c_multiplier and its padded copy");
             return launch<__half, Score::Scaled>(args, stream);
         default:
             FAISS_THROW_MSG("FlashAssign sm90: 16-bit operands only");

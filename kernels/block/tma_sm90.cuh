@@ -49,6 +49,17 @@ __device__ __forceinline__ void named_barrier_sync(int id, int threads) {
     asm volatile("bar.sync %0, %1;\n" ::"r"(id), "r"(threads) : "memory");
 }
 
+/// Copies `bytes` (a multiple of 16; both addresses 16-byte aligned) from
+/// global to shared memory with the bulk copy engine; completes `bytes` of
+/// the barrier's transaction count.
+__device__ __forceinline__ void bulk_load(void* smem, const void* gmem, uint32_t bytes, uint64_t* bar) {
+    asm volatile(
+            "cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];\n" ::"r"(
+                    smem_addr(smem)),
+            "l"(gmem), "r"(bytes), "r"(smem_addr(bar))
+            : "memory");
+}
+
 /// Loads the box at (col, row) of a 2D tensor map into smem; completes
 /// `bytes` of the barrier's transaction count.
 __device__ __forceinline__ void tma_load_2d(void* smem, const CUtensorMap* map, int32_t col, int32_t row, uint64_t* bar) {

@@ -157,6 +157,13 @@ __global__ void split_centroids_kernel(const float* c, int64_t rows, int64_t k, 
     }
 }
 
+__global__ void pad_terms_kernel(const float* src, int64_t batch, int64_t k, int64_t k_pad, float fill, float* dst) {
+    for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < batch * k_pad; i += int64_t(gridDim.x) * blockDim.x) {
+        const int64_t b = i / k_pad, j = i % k_pad;
+        dst[i] = j < k ? src[b * k + j] : fill;
+    }
+}
+
 __global__ void post_process_kernel(float* c, int64_t rows, int64_t d, bool spherical, bool round_to_int) {
     const int lane = threadIdx.x % 32;
     const int64_t r = blockIdx.x * int64_t(blockDim.x / 32) + threadIdx.x / 32;
@@ -253,6 +260,11 @@ void split_centroids(const float* c, int64_t batch, int64_t k, int64_t d, int d_
     split_centroids_kernel<<<warp_rows_grid(batch * k), 256, 0, stream>>>(
             c, batch * k, k, d, d_pad, point_exps, l2, static_cast<__half*>(dst), bias, multiplier);
     check_launch("split_centroids");
+}
+
+void pad_terms(const float* src, int64_t batch, int64_t k, int64_t k_pad, float fill, float* dst, cudaStream_t stream) {
+    pad_terms_kernel<<<strided_grid(batch * k_pad), 256, 0, stream>>>(src, batch, k, k_pad, fill, dst);
+    check_launch("pad_terms");
 }
 
 bool all_finite(const void* x, int64_t ld, PointType t, int64_t rows, int64_t d, cudaStream_t stream) {

@@ -57,6 +57,9 @@ void split_points(const float* x, int64_t ldx, int64_t batch, int64_t n, int64_t
 void split_centroids(const float* c, int64_t batch, int64_t k, int64_t d, int d_pad, const int32_t* point_exps, bool l2,
                      void* dst, float* bias, float* multiplier, cudaStream_t stream);
 
+/// dst[b·k_pad + j] = src[b·k + j] for j < k, fill for k <= j < k_pad.
+void pad_terms(const float* src, int64_t batch, int64_t k, int64_t k_pad, float fill, float* dst, cudaStream_t stream);
+
 /// True when every value of the rows × d matrix is finite (synchronizes).
 bool all_finite(const void* x, int64_t ld, PointType t, int64_t rows, int64_t d, cudaStream_t stream);
 
