@@ -31,39 +31,9 @@ __device__ __forceinline__ float store_operand(void* p, Operand op, int64_t i, f
     }
 }
 
-/// One warp per row: convert, zero the padding, sum the squares in a fixed
-/// lane order (deterministic).
-__global__ void convert_rows_kernel(const void* src, int64_t ld_src, PointType t, int64_t rows, int64_t d, void* dst, int64_t ld_dst, Operand op, float* norms) {
-    const int lane = threadIdx.x % 32;
-    const int64_t r = blockIdx.x * int64_t(blockDim.x / 32) + threadIdx.x / 32;
-    if (r >= rows) {
-        return;
-    }
-    float sq = 0;
-    for (int64_t j = lane; j < ld_dst; j += 32) {
-        const float v = j < d ? load_point(src, t, r * ld_src + j) : 0.0f;
-        const float seen = dst ? store_operand(dst, op, r * ld_dst + j, v) : v;
-        sq += seen * seen;
-    }
-#pragma unroll
-    for (int off = 16; off > 0; off /= 2) {
-        sq += __shfl_xor_sync(0xffffffff, sq, off);
-    }
-    if (norms && lane == 0) {
-        norms[r] = sq;
-    }
-}
-
-constexpr int kMinSplitExp = -62, kMaxSplitExp = 60;
-
-/// The exponent e of the scale 2^e that brings max_abs below 2^15.
-__device__ __forceinline__ int32_t split_exponent(float max_abs) {
-    if (!(max_abs > 0)) {
-        return 0;
-    }
-    int e = 0;
-    frexpf(max_abs, &e); // max_abs < 2^e
-    return max(kMinSplitExp, min(kMaxSplitExp, 15 - e));
+/// The row of the calling warp in a one-warp-per-row launch.
+__device__ __forceinline__ int64_t warp_row() {
+    return blockIdx.x * int64_t(blockDim.x / 32) + threadIdx.x / 32;
 }
 
 __device__ __forceinline__ float warp_max(float v) {
@@ -82,11 +52,43 @@ __device__ __forceinline__ float warp_sum(float v) {
     return v;
 }
 
+/// One warp per row: convert, zero the padding, sum the squares in a fixed
+/// lane order (deterministic).
+__global__ void convert_rows_kernel(const void* src, int64_t ld_src, PointType t, int64_t rows, int64_t d, void* dst, int64_t ld_dst, Operand op, float* norms) {
+    const int lane = threadIdx.x % 32;
+    const int64_t r = warp_row();
+    if (r >= rows) {
+        return;
+    }
+    float sq = 0;
+    for (int64_t j = lane; j < ld_dst; j += 32) {
+        const float v = j < d ? load_point(src, t, r * ld_src + j) : 0.0f;
+        const float seen = dst ? store_operand(dst, op, r * ld_dst + j, v) : v;
+        sq += seen * seen;
+    }
+    sq = warp_sum(sq);
+    if (norms && lane == 0) {
+        norms[r] = sq;
+    }
+}
+
+constexpr int kMinSplitExp = -62, kMaxSplitExp = 60;
+
+/// The exponent e of the scale 2^e that brings max_abs below 2^15.
+__device__ __forceinline__ int32_t split_exponent(float max_abs) {
+    if (!(max_abs > 0)) {
+        return 0;
+    }
+    int e = 0;
+    frexpf(max_abs, &e); // max_abs < 2^e
+    return max(kMinSplitExp, min(kMaxSplitExp, 15 - e));
+}
+
 /// One warp per row: the row's max |v| into its problem's maximum (the
 /// bits of non-negative floats order like the floats: an integer max).
 __global__ void problem_max_kernel(const float* x, int64_t ldx, int64_t rows, int64_t n, int64_t d, unsigned* max_bits) {
     const int lane = threadIdx.x % 32;
-    const int64_t r = blockIdx.x * int64_t(blockDim.x / 32) + threadIdx.x / 32;
+    const int64_t r = warp_row();
     if (r >= rows) {
         return;
     }
@@ -128,7 +130,7 @@ __device__ __forceinline__ float split_row(const float* src, int64_t d, int d_pa
 }
 
 __global__ void split_points_kernel(const float* x, int64_t ldx, int64_t rows, int64_t n, int64_t d, int d_pad, const int32_t* exps, __half* dst, float* norms) {
-    const int64_t r = blockIdx.x * int64_t(blockDim.x / 32) + threadIdx.x / 32;
+    const int64_t r = warp_row();
     if (r >= rows) {
         return;
     }
@@ -140,7 +142,7 @@ __global__ void split_points_kernel(const float* x, int64_t ldx, int64_t rows, i
 
 __global__ void split_centroids_kernel(const float* c, int64_t rows, int64_t k, int64_t d, int d_pad, const int32_t* point_exps, bool l2, __half* dst, float* bias, float* multiplier) {
     const int lane = threadIdx.x % 32;
-    const int64_t r = blockIdx.x * int64_t(blockDim.x / 32) + threadIdx.x / 32;
+    const int64_t r = warp_row();
     if (r >= rows) {
         return;
     }
@@ -166,7 +168,7 @@ __global__ void pad_terms_kernel(const float* src, int64_t batch, int64_t k, int
 
 __global__ void post_process_kernel(float* c, int64_t rows, int64_t d, bool spherical, bool round_to_int) {
     const int lane = threadIdx.x % 32;
-    const int64_t r = blockIdx.x * int64_t(blockDim.x / 32) + threadIdx.x / 32;
+    const int64_t r = warp_row();
     if (r >= rows) {
         return;
     }
