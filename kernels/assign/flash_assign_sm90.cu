@@ -260,14 +260,24 @@ __device__ __forceinline__ void fold_staged_tile(const float (&acc)[4 * kBlocks8
     __syncthreads();
 }
 
-/// Fixed-order CTA sum of the row distances (deterministic objective).
-[[maybe_unused]] __device__ __forceinline__ void write_objective_share(const float* row_dist, int rows, const AssignArgs& args) {
-    if (threadIdx.x == 0) {
-        double total = 0;
-        for (int r = 0; r < rows; r++) {
-            total += row_dist[r];
-        }
-        args.obj_partials[blockIdx.x] = total;
+/** Fixed-order sum of a point block's kRows row distances by one warp:
+ * lane l adds its kRows / 32 consecutive rows, then a fixed shuffle tree
+ * (deterministic objective).
+ */
+template <int kRows>
+__device__ __forceinline__ void write_block_objective(const float* row_dist, int64_t block, const AssignArgs& args) {
+    const int lane = threadIdx.x % 32;
+    double total = 0;
+#pragma unroll
+    for (int r = 0; r < kRows / 32; r++) {
+        total += row_dist[lane * (kRows / 32) + r];
+    }
+#pragma unroll
+    for (int off = 16; off > 0; off /= 2) {
+        total += __shfl_xor_sync(0xffffffffu, total, off);
+    }
+    if (lane == 0) {
+        args.obj_partials[block] = total;
     }
 }
 
@@ -359,28 +369,12 @@ __global__ void __launch_bounds__(StreamingPolicy::kThreads, 1) flash_assign_str
         finish_rows(best, args, b, row0, consumer * 64, row_dist);
     }
     __syncthreads();
-    write_objective_share(row_dist, P::kBlockM, args);
+    if (threadIdx.x < 32) {
+        write_block_objective<P::kBlockM>(row_dist, blockIdx.x, args);
+    }
 #endif
 }
 
-/** Fixed-order sum of a point block's row distances by one warp: lane l
- * adds rows 8l..8l+7, then a fixed shuffle tree (deterministic objective).
- */
-[[maybe_unused]] __device__ __forceinline__ void write_block_objective(const float* row_dist, int64_t block, const AssignArgs& args) {
-    const int lane = threadIdx.x % 32;
-    double total = 0;
-#pragma unroll
-    for (int r = 0; r < ResidentPolicy::kBlockM / 32; r++) {
-        total += row_dist[lane * (ResidentPolicy::kBlockM / 32) + r];
-    }
-#pragma unroll
-    for (int off = 16; off > 0; off /= 2) {
-        total += __shfl_xor_sync(0xffffffffu, total, off);
-    }
-    if (lane == 0) {
-        args.obj_partials[block] = total;
-    }
-}
 
 /** ResidentPoints, persistent: CTA c runs point blocks c, c + gridDim.x, ...
  * (B·m_tiles blocks of 256 rows in all). With two point buffers the next
@@ -604,7 +598,7 @@ __global__ void __launch_bounds__(ResidentPolicy::kThreads, 1) flash_assign_resi
             // next written two blocks on, after the next barrier.
             named_barrier_sync(1, 128 * P::kConsumers);
             if (consumer == 0 && t < 32) {
-                write_block_objective(block_dist, block, args);
+                write_block_objective<P::kBlockM>(block_dist, block, args);
             }
         }
     }
