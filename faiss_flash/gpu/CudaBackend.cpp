@@ -21,16 +21,15 @@ bool usable_as_operand(const void* x, PointType t, int64_t ldx, int64_t d, Opera
             reinterpret_cast<uintptr_t>(x) % 16 == 0;
 }
 
-/// Exact fp32 products run as F16x3 where the Hopper kernels take them:
-/// fp16 tensor cores are twice as fast as tf32 ones.
-bool f16x3_runs_on_sm90(const LloydShape& shape) {
-    const int chunk = kernels::operand_chunk(Operand::F16x3);
+/// Whether the Hopper kernels take this shape with operands of type op.
+bool runs_on_sm90(const LloydShape& shape, Operand op) {
+    const int chunk = kernels::operand_chunk(op);
     kernels::AssignArgs probe;
     probe.batch = shape.batch;
     probe.n = shape.n;
     probe.k = shape.k;
-    probe.d_pad = int((shape.d + chunk - 1) / chunk * chunk * kernels::operand_width_factor(Operand::F16x3));
-    return kernels::sm90_assign_supported(probe, Operand::F16x3);
+    probe.d_pad = int((shape.d + chunk - 1) / chunk * chunk * kernels::operand_width_factor(op));
+    return kernels::sm90_assign_supported(probe, op);
 }
 
 float elapsed_ms(cudaEvent_t a, cudaEvent_t b) {
@@ -130,7 +129,9 @@ void CudaBackend::bind_common(const LloydShape& shape, PointType t, int64_t ldx,
     ldx_ = ldx;
     weights_ = weights;
     operand_ = choose_operand(t, params_.precision);
-    if (operand_ == Operand::TF32x3 && f16x3_runs_on_sm90(shape)) {
+    // Exact fp32 products run as F16x3 where the Hopper kernels take them:
+    // fp16 tensor cores are twice as fast as tf32 ones.
+    if (operand_ == Operand::TF32x3 && runs_on_sm90(shape, Operand::F16x3)) {
         operand_ = Operand::F16x3;
     }
     const int chunk = kernels::operand_chunk(operand_);
@@ -175,11 +176,13 @@ void CudaBackend::bind_common(const LloydShape& shape, PointType t, int64_t ldx,
     c_op_.allocate(op_bytes * clusters * op_width_, "the tensor-core copy of the centroids");
     c_bias_.allocate(sizeof(float) * clusters, "the centroid norms");
     c_multiplier_.allocate(operand_ == Operand::F16x3 ? sizeof(float) * clusters : 0, "the centroid multipliers");
-    // Padded copies of the terms for the Hopper kernels (16-bit operands).
-    const bool hopper_operand = operand_ == Operand::F16 || operand_ == Operand::BF16 || operand_ == Operand::F16x3;
+    // Padded copies of the terms, only where the Hopper kernels run
+    // (prepare_centroids fills them when allocated).
+    const bool sm90 = runs_on_sm90(shape, operand_);
     const size_t padded_bytes = sizeof(float) * shape.batch * kernels::padded_terms(shape.k);
-    c_bias_padded_.allocate(hopper_operand ? padded_bytes : 0, "the padded centroid norms");
-    c_multiplier_padded_.allocate(operand_ == Operand::F16x3 ? padded_bytes : 0, "the padded centroid multipliers");
+    c_bias_padded_.allocate(sm90 ? padded_bytes : 0, "the padded centroid norms");
+    c_multiplier_padded_.allocate(sm90 && operand_ == Operand::F16x3 ? padded_bytes : 0,
+                                  "the padded centroid multipliers");
     cluster_weights_.allocate(sizeof(float) * clusters, "the cluster weights");
     labels_.allocate(sizeof(int32_t) * rows, "the labels");
     distances_.allocate(sizeof(float) * rows, "the distances");
