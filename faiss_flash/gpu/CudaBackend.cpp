@@ -171,6 +171,10 @@ void CudaBackend::bind_common(const LloydShape& shape, PointType t, int64_t ldx,
         x_op_ = x_op_copy_.as<void>();
         ld_op_ = d_pad_;
     }
+    x_norm_sums_.allocate(l2 ? sizeof(double) * shape.batch : 0, "the per-problem point norm sums");
+    if (l2) {
+        kernels::sum_point_norms(x_norms_.as<float>(), shape.batch, shape.n, x_norm_sums_.as<double>(), stream_);
+    }
 
     centroids_.allocate(sizeof(float) * clusters * shape.d, "the centroids");
     c_op_.allocate(op_bytes * clusters * op_width_, "the tensor-core copy of the centroids");
@@ -292,7 +296,9 @@ void CudaBackend::launch_assign(bool with_distances) {
     prepare_centroids();
     const kernels::AssignArgs a = assign_args(with_distances);
     const int64_t ctas_per_problem = kernels::flash_assign(a, operand_, stream_);
-    kernels::reduce_objective(a.obj_partials, a.batch, ctas_per_problem, step_objectives(step_out_), stream_);
+    kernels::reduce_objective(a.obj_partials, a.batch, ctas_per_problem,
+                              shape_.metric == Metric::L2 ? x_norm_sums_.as<double>() : nullptr,
+                              step_objectives(step_out_), stream_);
 }
 
 void CudaBackend::assign_update(int64_t k_frozen, StepResult* results, StepTiming* timing) {

@@ -103,6 +103,7 @@ class CudaBackend : public LloydBackend {
     const void* x_op_ = nullptr;
     int64_t ld_op_ = 0;
     DeviceBuffer x_upload_, weights_upload_, x_op_copy_, x_norms_;
+    DeviceBuffer x_norm_sums_; ///< L2: per problem, the objective's constant part
     DeviceBuffer x_split_exps_; ///< F16x3: the points' scale exponent per problem
 
     // Centroids: fp32 master copy, operand copy, per-centroid score terms

@@ -196,7 +196,7 @@ __global__ void __launch_bounds__(AssignTilePolicy<Recipe, kBlockN>::kThreads, A
     }
     __syncthreads();
 
-    double dist_share = 0;
+    double score_share = 0;
     if (tid < P::kBlockM) {
         float s = red_score[tid];
         int32_t i = red_idx[tid];
@@ -210,13 +210,12 @@ __global__ void __launch_bounds__(AssignTilePolicy<Recipe, kBlockN>::kThreads, A
         const int64_t row = row0 + tid;
         if (row < args.n) {
             const int64_t out = b * args.n + row;
-            // L2: ||x||² + (||c||² - 2<x,c>), negative round-off -> 0.
-            const float dist = kInnerProduct ? -s : fmaxf(args.x_norms[out] + s, 0.0f);
             args.labels[out] = i;
             if (args.distances) {
-                args.distances[out] = dist;
+                // L2: ||x||² + (||c||² - 2<x,c>), negative round-off -> 0.
+                args.distances[out] = kInnerProduct ? -s : fmaxf(args.x_norms[out] + s, 0.0f);
             }
-            dist_share = dist;
+            score_share = kInnerProduct ? -s : s;
         }
     }
     // Deterministic CTA sum: fixed shuffle tree, then warps in order.
@@ -224,10 +223,10 @@ __global__ void __launch_bounds__(AssignTilePolicy<Recipe, kBlockN>::kThreads, A
     double* warp_sums = reinterpret_cast<double*>(smem_raw);
 #pragma unroll
     for (int off = 16; off > 0; off /= 2) {
-        dist_share += __shfl_xor_sync(0xffffffff, dist_share, off);
+        score_share += __shfl_xor_sync(0xffffffff, score_share, off);
     }
     if (lane == 0) {
-        warp_sums[warp] = dist_share;
+        warp_sums[warp] = score_share;
     }
     __syncthreads();
     if (tid == 0) {
@@ -264,13 +263,17 @@ int64_t launch_tile(const AssignArgs& args, cudaStream_t stream) {
     return args.k <= kNarrowTileMaxK ? launch_metric<Recipe, 128>(args, stream) : launch_metric<Recipe, 256>(args, stream);
 }
 
-/// One block per problem: strided per-thread sums, then a fixed tree.
-__global__ void reduce_objective_kernel(const double* partials, int64_t per_problem, double* obj) {
+/** out[b] = offset[b] (if any) + the sum of problem b's per_problem
+ * values: one block per problem, strided per-thread fp64 sums, then a
+ * fixed tree.
+ */
+template <typename T>
+__global__ void problem_sums_kernel(const T* values, int64_t per_problem, const double* offset, double* out) {
     __shared__ double s[256];
     const int64_t b = blockIdx.x;
     double acc = 0;
     for (int64_t i = threadIdx.x; i < per_problem; i += blockDim.x) {
-        acc += partials[b * per_problem + i];
+        acc += values[b * per_problem + i];
     }
     s[threadIdx.x] = acc;
     __syncthreads();
@@ -281,7 +284,7 @@ __global__ void reduce_objective_kernel(const double* partials, int64_t per_prob
         __syncthreads();
     }
     if (threadIdx.x == 0) {
-        obj[b] = s[0];
+        out[b] = (offset ? offset[b] : 0.0) + s[0];
     }
 }
 
@@ -321,10 +324,16 @@ void reduce_objective(
         const double* obj_partials,
         int64_t batch,
         int64_t ctas_per_problem,
+        const double* norm_sums,
         double* obj,
         cudaStream_t stream) {
-    reduce_objective_kernel<<<unsigned(batch), 256, 0, stream>>>(obj_partials, ctas_per_problem, obj);
+    problem_sums_kernel<double><<<unsigned(batch), 256, 0, stream>>>(obj_partials, ctas_per_problem, norm_sums, obj);
     check_launch("reduce_objective");
+}
+
+void sum_point_norms(const float* x_norms, int64_t batch, int64_t n, double* sums, cudaStream_t stream) {
+    problem_sums_kernel<float><<<unsigned(batch), 256, 0, stream>>>(x_norms, n, nullptr, sums);
+    check_launch("sum_point_norms");
 }
 
 } // namespace kernels

@@ -82,8 +82,12 @@ struct AssignArgs {
 
     int32_t* labels = nullptr; ///< B·N out
     float* distances = nullptr; ///< B·N out (L2: squared distance; IP: <x,c>); may be null
-    /// One double per CTA (assign_grid_size()): the CTA's objective share,
-    /// reduced per problem in a fixed order by reduce_objective.
+    /** One double per CTA (assign_grid_size()): the CTA's share of the
+     * objective without the points' norms, the sum of its rows' best
+     * scores (L2: ||c||² - 2<x,c>; IP: <x,c>); reduce_objective adds each
+     * problem's sum of ||x||² once. The kernels then never read a norm
+     * unless distances are wanted.
+     */
     double* obj_partials = nullptr;
 };
 
@@ -97,13 +101,19 @@ int64_t assign_grid_size(const AssignArgs& args);
  */
 int64_t flash_assign(const AssignArgs& args, Operand op, cudaStream_t stream);
 
-/// obj[b] = sum of the CTA partials of problem b, in CTA order.
+/** obj[b] = norm_sums[b] + the sum of the CTA partials of problem b, in a
+ * fixed order (norm_sums: nullptr for IP, whose objective has no norms).
+ */
 void reduce_objective(
         const double* obj_partials,
         int64_t batch,
         int64_t ctas_per_problem,
+        const double* norm_sums,
         double* obj,
         cudaStream_t stream);
+
+/// sums[b] = the sum of problem b's n point norms, in a fixed order (fp64).
+void sum_point_norms(const float* x_norms, int64_t batch, int64_t n, double* sums, cudaStream_t stream);
 
 } // namespace kernels
 } // namespace faiss_flash

@@ -45,7 +45,7 @@ struct StreamingPolicy {
     static constexpr int kStageBytes = kTileABytes + kTileBBytes;
     static constexpr size_t kSmemBytes =
             1024 /* alignment slack */ + size_t(kStages) * kStageBytes + 2 * kStages * sizeof(uint64_t) +
-            kBlockM * sizeof(float);
+            4 * kConsumers * sizeof(double);
 };
 
 /// Register split of the 384 threads (65536 registers): the producer
@@ -59,6 +59,7 @@ struct StreamingPolicy {
  */
 struct ResidentPolicy {
     static constexpr int kConsumers = 2;
+    static constexpr int kConsumerWarps = 4 * kConsumers;
     static constexpr int kBlockM = 256;
     static constexpr int kBlockN = 128;
     static constexpr int kBlockK = 64;
@@ -67,35 +68,48 @@ struct ResidentPolicy {
     static constexpr int kPointChunkBytes = kBlockM * kBlockK * 2;
     static constexpr int kStageBytes = kBlockN * kBlockK * 2;
     static constexpr int kMaxStages = 8;
+    static constexpr int kMaxBuffers = 3;
     static constexpr size_t kSmemBudget = 227 * 1024;
 
     __host__ __device__ static int k_chunks(int d_pad) {
         return (d_pad + kBlockK - 1) / kBlockK;
     }
-    /** Point blocks in shared memory: two (the next block loads while this
-     * one computes) when a block has few centroid tiles to hide that load
-     * behind, and the ring keeps enough stages; else one, and a deeper ring.
+    /// Per stage, the score terms of the tile whose first chunk it holds,
+    /// bulk-copied with that chunk: biases, then (scaled) multipliers.
+    __host__ __device__ static constexpr int term_floats(bool scaled) {
+        return (scaled ? 2 : 1) * kBlockN;
+    }
+    static size_t fixed_bytes(int d_pad, int buffers, int stages) {
+        return 1024 /* alignment slack */ + size_t(buffers) * k_chunks(d_pad) * kPointChunkBytes +
+                (2 * stages + 2 * kMaxBuffers) * sizeof(uint64_t) + 2 * kConsumerWarps * sizeof(double);
+    }
+    static size_t smem_bytes(int d_pad, int buffers, int stages, bool scaled) {
+        return fixed_bytes(d_pad, buffers, stages) + size_t(stages) * (kStageBytes + term_floats(scaled) * sizeof(float));
+    }
+    static int stages(int d_pad, int buffers, bool scaled) {
+        const size_t stage_bytes = kStageBytes + term_floats(scaled) * sizeof(float);
+        const size_t fixed = fixed_bytes(d_pad, buffers, kMaxStages);
+        return fixed >= kSmemBudget ? 0 : int(std::min<size_t>(kMaxStages, (kSmemBudget - fixed) / stage_bytes));
+    }
+    /** Point blocks in shared memory. One centroid tile (k <= 128): the
+     * tile stays in the ring while a CTA's blocks are of one problem, so a
+     * block is little more than its point load, and as many buffers as fit
+     * (up to 3) keep that many loads in flight: one load at a time leaves a
+     * CTA waiting on HBM latency every block. A few tiles: two (the next
+     * block loads while this one computes); else one and a deeper ring.
      */
-    static int point_buffers(int d_pad, int64_t k) {
+    static int point_buffers(int d_pad, int64_t k, bool scaled) {
         const int64_t n_tiles = (k + kBlockN - 1) / kBlockN;
+        if (n_tiles == 1 && k_chunks(d_pad) <= 2) {
+            for (int buffers = kMaxBuffers; buffers > 2; buffers--) {
+                if (stages(d_pad, buffers, scaled) >= k_chunks(d_pad)) {
+                    return buffers;
+                }
+            }
+        }
         return k_chunks(d_pad) <= 2 && n_tiles <= 16 ? 2 : 1;
     }
-    /// Per stage, the score terms (bias, multiplier) of the tile whose
-    /// first chunk it holds, bulk-copied with that chunk.
-    static constexpr int kTermsBytes = 2 * kBlockN * sizeof(float);
-    static size_t fixed_bytes(int d_pad, int buffers, int stages) {
-        return 1024 + size_t(buffers) * k_chunks(d_pad) * kPointChunkBytes + (2 * stages + 4) * sizeof(uint64_t) +
-                2 * kBlockM * sizeof(float);
-    }
-    static int stages(int d_pad, int buffers) {
-        return int(std::min<size_t>(
-                kMaxStages, (kSmemBudget - fixed_bytes(d_pad, buffers, kMaxStages)) / (kStageBytes + kTermsBytes)));
-    }
-    static size_t smem_bytes(int d_pad, int buffers, int stages) {
-        return fixed_bytes(d_pad, buffers, stages) + size_t(stages) * (kStageBytes + kTermsBytes);
-    }
 };
-
 
 /// A place in the stage ring: the stage, and the parity of the fill of it
 /// that the consumers wait for (flips each time the ring wraps).
@@ -116,23 +130,11 @@ struct RingPos {
 struct RowBest {
     float score[2] = {INFINITY, INFINITY};
     int32_t index[2] = {0, 0};
-    /// ||x||² of the two rows (L2), read before the sweep so the load's
-    /// latency hides behind it instead of delaying the block's end.
-    float norm[2] = {0, 0};
 };
 
 /// Row r (0..63) of a 64-row accumulator slab held in register half h.
 __device__ __forceinline__ int slab_row(int h) {
     return ((threadIdx.x % 128) / 32) * 16 + (threadIdx.x % 32) / 4 + 8 * h;
-}
-
-/// Fills best.norm for the slab starting at CTA row slab_row0.
-[[maybe_unused]] __device__ __forceinline__ void load_row_norms(RowBest& best, const AssignArgs& args, int64_t b, int64_t cta_row0, int slab_row0) {
-#pragma unroll
-    for (int h = 0; h < 2; h++) {
-        const int64_t row = cta_row0 + slab_row0 + slab_row(h);
-        best.norm[h] = !args.inner_product && row < args.n ? args.x_norms[b * args.n + row] : 0.0f;
-    }
 }
 
 /// How a product becomes a score (lower is better).
@@ -217,32 +219,57 @@ __device__ __forceinline__ void fold_staged_tile(const float (&acc)[4 * kBlocks8
 }
 
 /** After the sweep: the 4 lanes of a quad share rows (a warpgroup owns all
- * columns of its rows, so this is the last reduction). Writes label and
- * distance of the rows of the 64-row slab starting at CTA row slab_row0, and
- * their distances into row_dist (0 for rows past n).
+ * columns of its rows, so this is the last reduction). Writes the labels
+ * (and distances, if wanted) of the rows of the 64-row slab starting at
+ * CTA row slab_row0; returns the sum of the scores of the rows this lane
+ * wrote (0 on the other lanes of a quad and for rows past n): the block's
+ * share of the objective (see AssignArgs::obj_partials).
  */
-[[maybe_unused]] __device__ __forceinline__ void finish_rows(RowBest best, const AssignArgs& args, int64_t b, int64_t cta_row0, int slab_row0, float* row_dist) {
+[[maybe_unused]] __device__ __forceinline__ double finish_rows(RowBest best, const AssignArgs& args, int64_t b, int64_t cta_row0, int slab_row0) {
     const int lane = threadIdx.x % 32;
+    double written = 0;
 #pragma unroll
     for (int h = 0; h < 2; h++) {
         float sc = best.score[h];
         int32_t i = best.index[h];
         quad_argmin(sc, i);
-        const int r = slab_row0 + slab_row(h);
-        const int64_t row = cta_row0 + r;
-        if (lane % 4 == 0) {
-            float dist = 0;
-            if (row < args.n) {
-                const int64_t out = b * args.n + row;
-                dist = args.inner_product ? -sc : fmaxf(best.norm[h] + sc, 0.0f);
-                args.labels[out] = i;
-                if (args.distances) {
-                    args.distances[out] = dist;
-                }
+        const int64_t row = cta_row0 + slab_row0 + slab_row(h);
+        if (lane % 4 == 0 && row < args.n) {
+            const int64_t out = b * args.n + row;
+            args.labels[out] = i;
+            if (args.distances) {
+                // L2: ||x||² + (||c||² - 2<x,c>), negative round-off -> 0.
+                args.distances[out] = args.inner_product ? -sc : fmaxf(args.x_norms[out] + sc, 0.0f);
             }
-            row_dist[r] = dist;
+            written += args.inner_product ? -sc : sc;
         }
     }
+    return written;
+}
+
+/** Deterministic block objective, first step: the warp's lane sums by a
+ * fixed xor tree into warp_obj[warp] (every lane holds the same bits).
+ */
+__device__ __forceinline__ void store_warp_objective(double lane_sum, double* warp_obj, int warp) {
+#pragma unroll
+    for (int off = 16; off > 0; off /= 2) {
+        lane_sum += __shfl_xor_sync(0xffffffffu, lane_sum, off);
+    }
+    if (threadIdx.x % 32 == 0) {
+        warp_obj[warp] = lane_sum;
+    }
+}
+
+/// Second step, by one thread once every warp stored: the warps' sums in
+/// warp order.
+template <int kWarps>
+__device__ __forceinline__ void write_block_objective(const double* warp_obj, int64_t block, const AssignArgs& args) {
+    double total = 0;
+#pragma unroll
+    for (int w = 0; w < kWarps; w++) {
+        total += warp_obj[w];
+    }
+    args.obj_partials[block] = total;
 }
 
 /** The ring's handshakes: full[s] completes when the producer's TMA bytes
@@ -260,27 +287,6 @@ __device__ __forceinline__ void fold_staged_tile(const float (&acc)[4 * kBlocks8
     __syncthreads();
 }
 
-/** Fixed-order sum of a point block's kRows row distances by one warp:
- * lane l adds its kRows / 32 consecutive rows, then a fixed shuffle tree
- * (deterministic objective).
- */
-template <int kRows>
-__device__ __forceinline__ void write_block_objective(const float* row_dist, int64_t block, const AssignArgs& args) {
-    const int lane = threadIdx.x % 32;
-    double total = 0;
-#pragma unroll
-    for (int r = 0; r < kRows / 32; r++) {
-        total += row_dist[lane * (kRows / 32) + r];
-    }
-#pragma unroll
-    for (int off = 16; off > 0; off /= 2) {
-        total += __shfl_xor_sync(0xffffffffu, total, off);
-    }
-    if (lane == 0) {
-        args.obj_partials[block] = total;
-    }
-}
-
 template <typename Half, Score kScore>
 __global__ void __launch_bounds__(StreamingPolicy::kThreads, 1) flash_assign_streaming_kernel(
         const __grid_constant__ CUtensorMap map_x,
@@ -295,7 +301,7 @@ __global__ void __launch_bounds__(StreamingPolicy::kThreads, 1) flash_assign_str
             (reinterpret_cast<uintptr_t>(smem_raw) + 1023) & ~uintptr_t(1023));
     uint64_t* full = reinterpret_cast<uint64_t*>(ring + P::kStages * P::kStageBytes);
     uint64_t* empty = full + P::kStages;
-    float* row_dist = reinterpret_cast<float*>(empty + P::kStages);
+    double* warp_obj = reinterpret_cast<double*>(empty + P::kStages); // per consumer warp
 
     const int warpgroup = threadIdx.x / 128, t = threadIdx.x % 128;
     const int64_t b = blockIdx.x / m_tiles;
@@ -333,7 +339,6 @@ __global__ void __launch_bounds__(StreamingPolicy::kThreads, 1) flash_assign_str
         const float* mult = kScore == Score::Scaled ? args.c_multiplier + b * args.k : nullptr;
         float acc[128];
         RowBest best;
-        load_row_norms(best, args, b, row0, consumer * 64);
         RingPos pos;
         for (int tile = 0; tile < n_tiles; tile++) {
             // One K chunk stays in flight while the stage of the previous
@@ -366,20 +371,53 @@ __global__ void __launch_bounds__(StreamingPolicy::kThreads, 1) flash_assign_str
             }
             fold_tile<kScore, P::kBlockN / 8>(acc, tile * P::kBlockN, bias, mult, int32_t(args.k), best);
         }
-        finish_rows(best, args, b, row0, consumer * 64, row_dist);
+        store_warp_objective(finish_rows(best, args, b, row0, consumer * 64), warp_obj, threadIdx.x / 32 - 4);
     }
     __syncthreads();
-    if (threadIdx.x < 32) {
-        write_block_objective<P::kBlockM>(row_dist, blockIdx.x, args);
+    if (threadIdx.x == 0) {
+        write_block_objective<4 * P::kConsumers>(warp_obj, blockIdx.x, args);
     }
 #endif
 }
 
 
-/** ResidentPoints, persistent: CTA c runs point blocks c, c + gridDim.x, ...
- * (B·m_tiles blocks of 256 rows in all). With two point buffers the next
- * block's points load while this one computes, so no CTA waits on HBM
- * between blocks.
+/** A CTA's walk over its point blocks of 256 rows: one (the grid covers
+ * all blocks), or for persistent CTAs an even contiguous share, so that
+ * consecutive blocks are mostly of one problem (and share its centroids).
+ * 32-bit: B·N < 2^31 (checked at launch); no division per block.
+ */
+struct BlockCursor {
+    int32_t block, end; ///< this block, one past the CTA's last
+    int32_t b, row0;    ///< its problem, its first row there
+
+    __device__ BlockCursor(int32_t blocks, int32_t m_tiles, bool persistent) {
+        block = persistent ? int32_t(int64_t(blocks) * blockIdx.x / gridDim.x) : int32_t(blockIdx.x);
+        end = persistent ? int32_t(int64_t(blocks) * (blockIdx.x + 1) / gridDim.x) : block + 1;
+        b = block / m_tiles;
+        row0 = (block % m_tiles) * ResidentPolicy::kBlockM;
+    }
+    __device__ bool valid() const {
+        return block < end;
+    }
+    /// The next block is of the same problem (and exists).
+    __device__ bool next_in_problem(int64_t n) const {
+        return block + 1 < end && row0 + ResidentPolicy::kBlockM < n;
+    }
+    __device__ void next(int64_t n) {
+        block++;
+        row0 += ResidentPolicy::kBlockM;
+        if (row0 >= n) {
+            row0 = 0;
+            b++;
+        }
+    }
+};
+
+/** ResidentPoints. Persistent CTAs run a range of point blocks (B·m_tiles
+ * blocks of 256 rows in all) through `buffers` point buffers: the next
+ * blocks' points load while this one computes, so no CTA waits on HBM
+ * between blocks. With one centroid tile (k <= 128) the tile stays in the
+ * ring while consecutive blocks are of one problem.
  *
  * kChunks: K chunks of the points (d_pad / 64, rounded up); a compile-time
  * count lets ptxas see which accumulators each wgmma group writes, so it
@@ -400,20 +438,20 @@ __global__ void __launch_bounds__(ResidentPolicy::kThreads, 1) flash_assign_resi
     using P = ResidentPolicy;
     constexpr int k_chunks = kChunks;
     constexpr int kBufferBytes = k_chunks * P::kPointChunkBytes;
+    constexpr int kTermFloats = P::term_floats(kScore == Score::Scaled);
     extern __shared__ unsigned char smem_raw[];
     unsigned char* points = reinterpret_cast<unsigned char*>(
             (reinterpret_cast<uintptr_t>(smem_raw) + 1023) & ~uintptr_t(1023));
     unsigned char* ring = points + buffers * kBufferBytes;
     float* terms = reinterpret_cast<float*>(ring + stages * P::kStageBytes); // stages x [bias | multiplier]
-    uint64_t* points_full = reinterpret_cast<uint64_t*>(terms + stages * 2 * P::kBlockN);
-    uint64_t* points_empty = points_full + 2;
-    uint64_t* full = points_empty + 2;
+    uint64_t* points_full = reinterpret_cast<uint64_t*>(terms + stages * kTermFloats);
+    uint64_t* points_empty = points_full + P::kMaxBuffers;
+    uint64_t* full = points_empty + P::kMaxBuffers;
     uint64_t* empty = full + stages;
-    float* row_dist = reinterpret_cast<float*>(empty + stages); // 2 x kBlockM, by block parity
+    double* warp_obj = reinterpret_cast<double*>(empty + stages); // 2 x consumer warps, by block parity
 
     const int warpgroup = threadIdx.x / 128, t = threadIdx.x % 128;
-    const int64_t blocks = args.batch * m_tiles;
-    const int64_t block_stride = kPersistent ? int64_t(gridDim.x) : blocks;
+    const BlockCursor first(int32_t(args.batch * m_tiles), int32_t(m_tiles), kPersistent);
     const int n_tiles = int((args.k + P::kBlockN - 1) / P::kBlockN);
 
     if (threadIdx.x == 0) {
@@ -430,35 +468,42 @@ __global__ void __launch_bounds__(ResidentPolicy::kThreads, 1) flash_assign_resi
         // per problem: +inf bias past k) come with its first chunk, so the
         // consumers' folds read them from shared memory without bounds.
         if (t == 0) {
-            // The i-th block of this CTA uses point buffer i % buffers.
-            auto load_points = [&](int64_t block, int64_t i) {
-                const int buf = int(i % buffers);
-                if (i >= buffers) {
-                    mbarrier_wait(&points_empty[buf], uint32_t((i / buffers - 1) & 1));
+            RingPos buffer_pos;
+            BlockCursor loading = first; // the next block whose points go out
+            auto load_next_points = [&]() {
+                if (loading.block - first.block >= buffers) {
+                    mbarrier_wait(&points_empty[buffer_pos.stage], buffer_pos.phase ^ 1);
                 }
+                const int buf = buffer_pos.stage;
                 mbarrier_arrive_expect_tx(&points_full[buf], kBufferBytes);
-                const int64_t b = block / m_tiles, row0 = (block % m_tiles) * P::kBlockM;
                 for (int kc = 0; kc < k_chunks; kc++) {
                     tma_load_2d(points + buf * kBufferBytes + kc * P::kPointChunkBytes, &map_x, kc * P::kBlockK,
-                                int32_t(b * args.n + row0), &points_full[buf]);
+                                int32_t(loading.b * args.n + loading.row0), &points_full[buf]);
                 }
+                loading.next(args.n);
+                advance(buffer_pos, buffers);
             };
-            // The next block's points go out once the ring holds this
-            // block's first tiles: by then the consumers have left the
-            // block whose buffer they reuse.
-            const int prefetch_tile = buffers == 2 ? std::min(n_tiles, stages / k_chunks) - 1 : n_tiles - 1;
+            // Blocks loaded ahead of the one computing: all other buffers.
+            const int64_t lead = std::max(1, buffers - 1);
+            // The blocks ahead go out once the ring holds this block's first
+            // tiles: by then the consumers have left the block whose buffer
+            // the furthest one reuses.
+            const int prefetch_tile = buffers >= 2 ? std::min(n_tiles, stages / k_chunks) - 1 : n_tiles - 1;
             constexpr uint32_t kTermBytes = P::kBlockN * sizeof(float);
-            constexpr uint32_t kTileTermBytes = (kScore == Score::Scaled ? 2 : 1) * kTermBytes;
+            constexpr uint32_t kTileTermBytes = kTermFloats * sizeof(float);
             RingPos pos;
             int64_t issued = 0;
-            if (blockIdx.x < blocks) {
-                load_points(blockIdx.x, 0);
+            while (loading.valid() && loading.block - first.block < lead) {
+                load_next_points();
             }
-            int64_t i = 0;
-            for (int64_t block = blockIdx.x; block < blocks; block += block_stride, i++) {
-                const int64_t b = block / m_tiles;
+            // A block finds its problem's only centroid tile in the ring
+            // when the block before was of the same problem (the consumers
+            // keep its stages then).
+            bool kept = false;
+            for (BlockCursor at = first; at.valid(); kept = n_tiles == 1 && at.next_in_problem(args.n), at.next(args.n)) {
+                const int64_t b = at.b;
                 for (int tile = 0; tile < n_tiles; tile++) {
-                    for (int kc = 0; kc < k_chunks; kc++, issued++, advance(pos, stages)) {
+                    for (int kc = 0; kc < k_chunks && !kept; kc++, issued++, advance(pos, stages)) {
                         if (issued >= stages) {
                             mbarrier_wait(&empty[pos.stage], pos.phase ^ 1);
                         }
@@ -466,7 +511,7 @@ __global__ void __launch_bounds__(ResidentPolicy::kThreads, 1) flash_assign_resi
                         tma_load_2d(ring + pos.stage * P::kStageBytes, &map_c, kc * P::kBlockK,
                                     int32_t(b * args.k + int64_t(tile) * P::kBlockN), &full[pos.stage]);
                         if (kc == 0) {
-                            float* slot = terms + pos.stage * 2 * P::kBlockN;
+                            float* slot = terms + pos.stage * kTermFloats;
                             const int64_t col0 = b * args.k_pad + int64_t(tile) * P::kBlockN;
                             bulk_load(slot, args.c_bias_padded + col0, kTermBytes, &full[pos.stage]);
                             if constexpr (kScore == Score::Scaled) {
@@ -475,8 +520,10 @@ __global__ void __launch_bounds__(ResidentPolicy::kThreads, 1) flash_assign_resi
                             }
                         }
                     }
-                    if (tile == prefetch_tile && block + block_stride < blocks) {
-                        load_points(block + block_stride, i + 1);
+                    if (tile == prefetch_tile) {
+                        while (loading.valid() && loading.block - at.block <= lead) {
+                            load_next_points();
+                        }
                     }
                 }
             }
@@ -488,19 +535,18 @@ __global__ void __launch_bounds__(ResidentPolicy::kThreads, 1) flash_assign_resi
         const int consumer = warpgroup - 1;
         const uint64_t desc_ring = wgmma_descriptor(ring);
         float acc[2][64];
-        RingPos issue_pos, release_pos;
-        int64_t i = 0;
-        for (int64_t block = blockIdx.x; block < blocks; block += block_stride, i++) {
-            const int64_t b = block / m_tiles, row0 = (block % m_tiles) * P::kBlockM;
-            const int buf = int(i % buffers);
+        RingPos issue_pos, release_pos, buffer_pos;
+        int parity = 0; // of the block, for its warp objective slots
+        for (BlockCursor at = first; at.valid(); at.next(args.n), parity ^= 1) {
+            const int64_t b = at.b, row0 = at.row0;
+            const int buf = buffer_pos.stage;
+            // The next block reads this block's centroid tile: its stages
+            // stay with the consumers.
+            const bool keep_tile = n_tiles == 1 && at.next_in_problem(args.n);
             // Descriptors advance by (byte offset >> 4): computed once per
             // block, the hot loop only adds constants and stage offsets.
             const uint64_t desc_points = wgmma_descriptor(points + buf * kBufferBytes + consumer * 128 * 128);
             RowBest best[2];
-#pragma unroll
-            for (int slab = 0; slab < 2; slab++) {
-                load_row_norms(best[slab], args, b, row0, consumer * 128 + slab * 64);
-            }
             // Queues the products of one slab with the centroid tile whose
             // first chunk sits at `pos`, as one wgmma group. The waits come
             // first: a branch between the wgmmas of a group makes ptxas
@@ -535,9 +581,10 @@ __global__ void __launch_bounds__(ResidentPolicy::kThreads, 1) flash_assign_resi
             };
             auto fold = [&](float(&slab_acc)[64], int tile, RingPos tile_pos, RowBest& slab_best) {
                 fold_staged_tile<kScore, P::kBlockN / 8>(slab_acc, tile * P::kBlockN,
-                                                         terms + tile_pos.stage * 2 * P::kBlockN, slab_best);
+                                                         terms + tile_pos.stage * kTermFloats, slab_best);
             };
-            mbarrier_wait(&points_full[buf], uint32_t((i / buffers) & 1));
+            mbarrier_wait(&points_full[buf], buffer_pos.phase);
+            advance(buffer_pos, buffers);
             // Every group retires in the iteration that issued it: ptxas
             // cannot follow a group across the loop's back edge and would
             // serialise. Two tiles per iteration: three of the four folds
@@ -576,29 +623,33 @@ __global__ void __launch_bounds__(ResidentPolicy::kThreads, 1) flash_assign_resi
                 const RingPos tile_pos = issue_pos;
                 issue_slab(acc[0], 0, tile_pos);
                 issue_slab(acc[1], 1, tile_pos);
-                for (int kc = 0; kc < k_chunks; kc++) {
+                for (int kc = 0; kc < k_chunks && !keep_tile; kc++) {
                     advance(issue_pos, stages);
                 }
                 wgmma_wait<1>();
                 fold(acc[0], tile, tile_pos, best[0]);
                 wgmma_wait<0>();
                 fold(acc[1], tile, tile_pos, best[1]);
-                release_tile(release_pos);
+                if (!keep_tile) {
+                    release_tile(release_pos);
+                }
             }
             // This warpgroup's last products of the block have retired.
             if (t == 0) {
                 mbarrier_arrive(&points_empty[buf]);
             }
-            float* block_dist = row_dist + (i % 2) * P::kBlockM;
+            double written = 0;
 #pragma unroll
             for (int slab = 0; slab < 2; slab++) {
-                finish_rows(best[slab], args, b, row0, consumer * 128 + slab * 64, block_dist);
+                written += finish_rows(best[slab], args, b, row0, consumer * 128 + slab * 64);
             }
-            // Both consumers' rows are in; the distances of this parity are
-            // next written two blocks on, after the next barrier.
+            double* block_obj = warp_obj + parity * P::kConsumerWarps;
+            store_warp_objective(written, block_obj, threadIdx.x / 32 - 4);
+            // Every consumer warp's sum is in; this parity's sums are next
+            // written two blocks on, after the next barrier.
             named_barrier_sync(1, 128 * P::kConsumers);
-            if (consumer == 0 && t < 32) {
-                write_block_objective<P::kBlockM>(block_dist, block, args);
+            if (consumer == 0 && t == 0) {
+                write_block_objective<P::kConsumerWarps>(block_obj, at.block, args);
             }
         }
     }
@@ -659,8 +710,9 @@ int64_t launch(const AssignArgs& args, cudaStream_t stream) {
         using P = ResidentPolicy;
         static_assert(P::kMaxDim == 4 * P::kBlockK, "one kernel per K chunk count");
         const int k_chunks = P::k_chunks(args.d_pad);
-        // Two point buffers only pay with persistent CTAs (point_buffers).
-        const int buffers = P::point_buffers(args.d_pad, args.k);
+        constexpr bool kScaled = kScore == Score::Scaled;
+        // Several point buffers only pay with persistent CTAs (point_buffers).
+        const int buffers = P::point_buffers(args.d_pad, args.k, kScaled);
         auto kernel = k_chunks == 1   ? flash_assign_resident_kernel<Half, kScore, 1, false>
                       : k_chunks == 2 ? flash_assign_resident_kernel<Half, kScore, 2, false>
                                       : flash_assign_resident_kernel<Half, kScore, 3, false>;
@@ -669,23 +721,24 @@ int64_t launch(const AssignArgs& args, cudaStream_t stream) {
                 kernel = flash_assign_resident_kernel<Half, kScore, 4, false>;
             }
         }
-        if (buffers == 2) {
+        if (buffers >= 2) {
             kernel = k_chunks == 1 ? flash_assign_resident_kernel<Half, kScore, 1, true>
                                    : flash_assign_resident_kernel<Half, kScore, 2, true>;
         }
-        const int stages = P::stages(args.d_pad, buffers);
-        const int tiles_in_flight = k_chunks <= 3 && kScore != Score::Scaled ? 2 : 1;
+        const int stages = P::stages(args.d_pad, buffers, kScaled);
+        const int64_t n_tiles = (args.k + P::kBlockN - 1) / P::kBlockN;
+        const int tiles_in_flight = n_tiles >= 2 && k_chunks <= 3 && !kScaled ? 2 : 1;
         static_assert(kPairTiles<3, Score::L2> && !kPairTiles<4, Score::L2> && !kPairTiles<1, Score::Scaled>,
                       "tiles_in_flight follows kPairTiles");
         FAISS_THROW_IF_NOT_FMT(stages >= tiles_in_flight * k_chunks,
                                "FlashAssign sm90: %d ring stages cannot hold %d tiles at d_pad %d", stages,
                                tiles_in_flight, args.d_pad);
-        const size_t smem = P::smem_bytes(args.d_pad, buffers, stages);
+        const size_t smem = P::smem_bytes(args.d_pad, buffers, stages, kScaled);
         reserve_smem(kernel, smem);
         const CUtensorMap map_x = make_map(args.x, type, args.batch * args.n, args.ldx, args.d_pad, P::kBlockM);
         const CUtensorMap map_c = make_map(args.c, type, args.batch * args.k, args.ldc, args.d_pad, P::kBlockN);
         const int64_t m_tiles = (args.n + P::kBlockM - 1) / P::kBlockM;
-        const int64_t ctas = buffers == 2 ? std::min<int64_t>(args.batch * m_tiles, multiprocessors())
+        const int64_t ctas = buffers >= 2 ? std::min<int64_t>(args.batch * m_tiles, multiprocessors())
                                           : args.batch * m_tiles;
         kernel<<<dim3(unsigned(ctas)), P::kThreads, smem, stream>>>(map_x, map_c, args, m_tiles, buffers, stages);
         check_launch("FlashAssign sm90");
