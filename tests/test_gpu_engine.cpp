@@ -1,11 +1,13 @@
 // The CUDA backend against fp64 references: every operand arithmetic, odd
 // shapes, poisoned outputs, determinism, batches beyond the 65535 grid
-// limit, the device-pointer API, out-of-memory. Skips visibly without a GPU.
+// limit, the device-pointer API, out-of-memory, steps replayed as CUDA
+// graphs. Skips visibly without a GPU.
 
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <cstring>
+#include <functional>
 #include <tuple>
 
 #include <cuda_bf16.h>
@@ -379,6 +381,201 @@ TEST_F(Gpu, NonFiniteDeviceInputIsRejected) {
         msg = e.msg;
     }
     EXPECT_NE(msg.find("NaN's or Inf's"), std::string::npos) << msg;
+}
+
+/// Everything a backend reports over a run of steps, compared bit for bit.
+struct StepTrace {
+    std::vector<double> stats; ///< obj, imbalance, shift, n_empty of every step and problem
+    std::vector<float> centroids, cluster_weights; ///< after every step
+    std::vector<int64_t> labels;  ///< of every assignment-only call
+    std::vector<float> distances; ///< likewise
+};
+
+template <typename T>
+T* append(std::vector<T>& v, size_t count) {
+    v.resize(v.size() + count);
+    return v.data() + v.size() - count;
+}
+
+template <typename T>
+void expect_same_bits(const std::vector<T>& a, const std::vector<T>& b, const char* what) {
+    ASSERT_EQ(a.size(), b.size()) << what;
+    for (size_t i = 0; i < a.size(); i++) {
+        if (std::memcmp(&a[i], &b[i], sizeof(T)) != 0) {
+            ADD_FAILURE() << what << " differ first at " << i << ": " << ::testing::PrintToString(a[i]) << " vs "
+                          << ::testing::PrintToString(b[i]);
+            return;
+        }
+    }
+}
+
+void expect_same_trace(const StepTrace& a, const StepTrace& b) {
+    expect_same_bits(a.stats, b.stats, "step statistics");
+    expect_same_bits(a.centroids, b.centroids, "centroids");
+    expect_same_bits(a.cluster_weights, b.cluster_weights, "cluster weights");
+    expect_same_bits(a.labels, b.labels, "labels");
+    expect_same_bits(a.distances, b.distances, "distances");
+}
+
+/// Hands a test's points to a backend for a shape (n may be below the
+/// data's: its first rows).
+using BindPoints = std::function<void(CudaBackend&, const LloydShape&)>;
+
+/** Six steps with, in between, what could leave a captured step stale: a
+ * new k_frozen, set_centroids, the assignment-only path, an untimed step,
+ * a rebinding to fewer points and more centroids (new buffers). c holds
+ * B·(k + 5)·d values.
+ */
+StepTrace run_steps(CudaBackend& backend, const BindPoints& bind, LloydShape shape, const std::vector<float>& c) {
+    StepTrace t;
+    auto step = [&](int64_t k_frozen, bool timed) {
+        std::vector<StepResult> res(shape.batch);
+        StepTiming timing;
+        backend.assign_update(k_frozen, res.data(), timed ? &timing : nullptr);
+        for (const StepResult& r : res) {
+            t.stats.insert(t.stats.end(), {r.obj, r.imbalance_factor, r.centroid_shift, double(r.n_empty)});
+        }
+        const size_t clusters = shape.batch * shape.k;
+        backend.get_centroids(append(t.centroids, clusters * shape.d));
+        backend.get_cluster_weights(append(t.cluster_weights, clusters));
+    };
+    auto search = [&] {
+        const size_t rows = shape.batch * shape.n;
+        int64_t* labels = append(t.labels, rows);
+        backend.assign(labels, append(t.distances, rows));
+    };
+    bind(backend, shape);
+    backend.set_centroids(c.data());
+    step(0, true);
+    step(0, true);
+    step(3, true);
+    search();
+    step(3, true);
+    backend.set_centroids(c.data() + shape.d);
+    step(3, false);
+    shape.n /= 2;
+    shape.k += 5;
+    bind(backend, shape);
+    backend.set_centroids(c.data());
+    step(0, true);
+    search();
+    return t;
+}
+
+TEST_F(Gpu, GraphStepsBitIdenticalToDirectLaunches) {
+    struct Case {
+        const char* name;
+        int64_t batch, n, d, k;
+        Metric metric;
+        PointType type; ///< F32: host points (weighted); F16: device points
+    };
+    // On Hopper: the F16x3 and the fp16 kernels; everywhere: mma.sync
+    // (k < 32), with clusters of several update chunks.
+    const Case cases[] = {
+            {"fp32 host, weighted", 2, 3000, 24, 40, Metric::L2, PointType::F32},
+            {"fp32 host, IP, few clusters", 1, 2000, 17, 6, Metric::InnerProduct, PointType::F32},
+            {"fp16 device", 3, 2500, 64, 40, Metric::L2, PointType::F16},
+    };
+    for (const Case& tc : cases) {
+        const uint64_t seed = fresh_seed();
+        SCOPED_TRACE(::testing::Message() << tc.name << " seed=" << seed);
+        const LloydShape shape{tc.batch, tc.n, tc.d, tc.k, tc.metric};
+        const TypedPoints x = make_points(gaussian_mixture(tc.batch * tc.n, tc.d, 20, seed), tc.type);
+        std::vector<float> w(tc.batch * tc.n);
+        for (size_t i = 0; i < w.size(); i++) {
+            w[i] = 0.5f + (i % 7) / 4.0f;
+        }
+        const std::vector<float> c = randn(tc.batch * (tc.k + 5) * tc.d, seed + 1);
+        const DeviceBuffer xd = tc.type == PointType::F16 ? upload_points(x, tc.type) : DeviceBuffer();
+        const BindPoints bind = [&](CudaBackend& backend, const LloydShape& s) {
+            if (tc.type == PointType::F16) {
+                backend.bind_device_points(s, xd.as<void>(), tc.type, tc.d, nullptr);
+            } else {
+                backend.bind_points(s, x.values.data(), w.data());
+            }
+        };
+        // Graphs first: the process's first capture also meets the kernels'
+        // first-use initialisation.
+        FlashParameters fp;
+        CudaBackend graphed(fp);
+        const StepTrace with_graphs = run_steps(graphed, bind, shape, c);
+        EXPECT_TRUE(graphed.has_step_graph());
+        fp.cuda_graphs = false;
+        CudaBackend direct(fp);
+        const StepTrace without_graphs = run_steps(direct, bind, shape, c);
+        EXPECT_FALSE(direct.has_step_graph());
+        expect_same_trace(with_graphs, without_graphs);
+    }
+}
+
+TEST_F(Gpu, CallerStreamCapturesLegacyStreamFallsBack) {
+    const int64_t B = 2, n = 2000, d = 32, k = 36;
+    const uint64_t seed = fresh_seed();
+    SCOPED_TRACE(seed);
+    const std::vector<float> x = gaussian_mixture(B * n, d, 20, seed);
+    const std::vector<float> c = randn(B * (k + 5) * d, seed + 1);
+    const BindPoints bind = [&](CudaBackend& backend, const LloydShape& s) {
+        backend.bind_points(s, x.data(), nullptr);
+    };
+    // A blocking stream: capture must not trip over its implicit ordering
+    // with the legacy stream.
+    cudaStream_t stream;
+    ASSERT_EQ(cudaStreamCreate(&stream), cudaSuccess);
+    StepTrace on_caller_stream;
+    {
+        CudaBackend backend(FlashParameters{}, stream);
+        on_caller_stream = run_steps(backend, bind, {B, n, d, k, Metric::L2}, c);
+        EXPECT_TRUE(backend.has_step_graph());
+    }
+    cudaStreamDestroy(stream);
+    CudaBackend legacy(FlashParameters{}, nullptr);
+    const StepTrace on_legacy_stream = run_steps(legacy, bind, {B, n, d, k, Metric::L2}, c);
+    EXPECT_FALSE(legacy.has_step_graph());
+    expect_same_trace(on_caller_stream, on_legacy_stream);
+}
+
+TEST_F(Gpu, GraphStepsReportPhaseTimes) {
+    const int64_t B = 2, n = 4000, d = 48, k = 50;
+    const std::vector<float> x = gaussian_mixture(B * n, d, 20, fresh_seed());
+    const std::vector<float> c = randn(B * k * d, fresh_seed());
+    CudaBackend backend(FlashParameters{});
+    backend.bind_points({B, n, d, k, Metric::L2}, x.data(), nullptr);
+    backend.set_centroids(c.data());
+    // The capturing step, then replays.
+    for (int step = 0; step < 3; step++) {
+        std::vector<StepResult> res(B);
+        StepTiming timing;
+        backend.assign_update(0, res.data(), &timing);
+        EXPECT_TRUE(backend.has_step_graph());
+        EXPECT_GT(timing.assign_s, 0) << "step " << step;
+        EXPECT_GT(timing.update_s, 0) << "step " << step;
+        EXPECT_LT(timing.assign_s + timing.update_s, 1) << "step " << step;
+    }
+}
+
+TEST_F(Gpu, AssignUpdateRefusesCallerCapture) {
+    const int64_t n = 1000, d = 16, k = 10;
+    const std::vector<float> x = randn(n * d, fresh_seed());
+    cudaStream_t stream;
+    ASSERT_EQ(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking), cudaSuccess);
+    {
+        CudaBackend backend(FlashParameters{}, stream);
+        backend.bind_points({1, n, d, k, Metric::L2}, x.data(), nullptr);
+        backend.set_centroids(x.data());
+        std::vector<StepResult> res(1);
+        ASSERT_EQ(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal), cudaSuccess);
+        const std::string msg = error_of([&] { backend.assign_update(0, res.data(), nullptr); });
+        // Refused before anything was enqueued: the caller's capture is intact.
+        cudaGraph_t graph = nullptr;
+        EXPECT_EQ(cudaStreamEndCapture(stream, &graph), cudaSuccess);
+        if (graph) {
+            cudaGraphDestroy(graph);
+        }
+        EXPECT_NE(msg.find("being captured"), std::string::npos) << msg;
+        EXPECT_NO_THROW(backend.assign_update(0, res.data(), nullptr));
+        EXPECT_TRUE(backend.has_step_graph());
+    }
+    cudaStreamDestroy(stream);
 }
 
 } // namespace

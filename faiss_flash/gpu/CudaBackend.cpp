@@ -83,6 +83,7 @@ CudaBackend::CudaBackend(const FlashParameters& params) : CudaBackend(params, nu
 
 CudaBackend::~CudaBackend() {
     DeviceScope scope(device_);
+    step_graph_.reset();
     for (cudaEvent_t e : events_) {
         if (e) {
             cudaEventDestroy(e);
@@ -124,6 +125,7 @@ void CudaBackend::bind_device_points(
 }
 
 void CudaBackend::bind_common(const LloydShape& shape, PointType t, int64_t ldx, const float* weights) {
+    binding_++;
     shape_ = shape;
     x_type_ = t;
     ldx_ = ldx;
@@ -240,10 +242,7 @@ void CudaBackend::post_process(bool spherical, bool round_to_int) {
     centroids_dirty_ |= spherical || round_to_int;
 }
 
-void CudaBackend::prepare_centroids() {
-    if (!centroids_dirty_) {
-        return;
-    }
+void CudaBackend::convert_centroids() {
     const bool l2 = shape_.metric == Metric::L2;
     if (operand_ == Operand::F16x3) {
         kernels::split_centroids(centroids_.as<float>(), shape_.batch, shape_.k, shape_.d, int(d_pad_),
@@ -266,7 +265,6 @@ void CudaBackend::prepare_centroids() {
                                c_multiplier_padded_.as<float>(), stream_);
         }
     }
-    centroids_dirty_ = false;
 }
 
 kernels::AssignArgs CudaBackend::assign_args(bool with_distances) const {
@@ -293,7 +291,6 @@ kernels::AssignArgs CudaBackend::assign_args(bool with_distances) const {
 }
 
 void CudaBackend::launch_assign(bool with_distances) {
-    prepare_centroids();
     const kernels::AssignArgs a = assign_args(with_distances);
     const int64_t ctas_per_problem = kernels::flash_assign(a, operand_, stream_);
     kernels::reduce_objective(a.obj_partials, a.batch, ctas_per_problem,
@@ -301,11 +298,26 @@ void CudaBackend::launch_assign(bool with_distances) {
                               step_objectives(step_out_), stream_);
 }
 
-void CudaBackend::assign_update(int64_t k_frozen, StepResult* results, StepTiming* timing) {
-    DeviceScope scope(device_);
-    FAISS_FLASH_CUDA_CHECK(cudaEventRecord(events_[0], stream_));
+bool CudaBackend::stream_can_capture() const {
+    return stream_ != nullptr && stream_ != cudaStreamLegacy;
+}
+
+void CudaBackend::enqueue_step(int64_t k_frozen, bool timed, bool into_graph) {
+    // cudaEventRecordExternal makes a record an event node of the graph
+    // (without it a record inside a capture only orders streams); outside a
+    // capture it is invalid.
+    const unsigned record_flags = into_graph ? cudaEventRecordExternal : cudaEventRecordDefault;
+    auto mark = [&](cudaEvent_t event) {
+        if (timed) {
+            FAISS_FLASH_CUDA_CHECK(cudaEventRecordWithFlags(event, stream_, record_flags));
+        }
+    };
+    mark(events_[0]);
+    // Unconditionally: the previous step's update changed the centroids,
+    // and a replayed graph cannot consult centroids_dirty_.
+    convert_centroids();
     launch_assign(false);
-    FAISS_FLASH_CUDA_CHECK(cudaEventRecord(events_[1], stream_));
+    mark(events_[1]);
 
     kernels::UpdateArgs u;
     u.x = x_;
@@ -321,19 +333,72 @@ void CudaBackend::assign_update(int64_t k_frozen, StepResult* results, StepTimin
     u.centroids = centroids_.as<float>();
     u.cluster_weights = cluster_weights_.as<float>();
     u.stats = step_stats(step_out_);
-    // Allocated on the first update only: assignment-only users (the
-    // IndexFlatFlash search hook) never pay for the sort's scratch.
-    workspace_.allocate(
-            kernels::update_workspace_bytes(shape_.batch, shape_.n, shape_.k, shape_.d),
-            "the sort-inverse update workspace");
     kernels::update_centroids(u, workspace_.as<void>(), stream_);
-    FAISS_FLASH_CUDA_CHECK(cudaEventRecord(events_[2], stream_));
-    centroids_dirty_ = true;
+    mark(events_[2]);
 
     // The one read-back of the step: B stat records and B objectives, one
     // copy into page-locked memory.
     FAISS_FLASH_CUDA_CHECK(cudaMemcpyAsync(step_out_host_.as<void>(), step_out_.as<void>(), step_out_bytes(),
                                            cudaMemcpyDeviceToHost, stream_));
+}
+
+void CudaBackend::capture_step(const StepKey& key) {
+    step_graph_.reset();
+    // Thread-local: a call of this thread that cannot be captured fails the
+    // capture instead of running; other threads' CUDA calls are unaffected.
+    FAISS_FLASH_CUDA_CHECK(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal));
+    try {
+        enqueue_step(key.k_frozen, key.timed, true);
+    } catch (...) {
+        // Leave the stream out of capture mode and free what was recorded;
+        // the error being thrown must not resurface at the next launch check.
+        cudaGraph_t partial = nullptr;
+        cudaStreamEndCapture(stream_, &partial);
+        const GraphPtr discarded(partial);
+        cudaGetLastError();
+        throw;
+    }
+    cudaGraph_t captured = nullptr;
+    FAISS_FLASH_CUDA_CHECK(cudaStreamEndCapture(stream_, &captured));
+    const GraphPtr graph(captured);
+    cudaGraphExec_t exec = nullptr;
+    FAISS_FLASH_CUDA_CHECK(cudaGraphInstantiate(&exec, graph.get(), 0));
+    step_graph_.reset(exec);
+    step_graph_key_ = key;
+}
+
+void CudaBackend::assign_update(int64_t k_frozen, StepResult* results, StepTiming* timing) {
+    DeviceScope scope(device_);
+    if (stream_can_capture()) {
+        cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
+        FAISS_FLASH_CUDA_CHECK(cudaStreamIsCapturing(stream_, &capture));
+        FAISS_THROW_IF_NOT_MSG(
+                capture == cudaStreamCaptureStatusNone,
+                "faiss_flash: CudaBackend::assign_update called while its stream is being captured into a "
+                "CUDA graph; a step returns its results to the host, so it cannot be part of the caller's graph");
+    }
+    // Allocated on the first update only: assignment-only users (the
+    // IndexFlatFlash search hook) never pay for the sort's scratch. Before
+    // any capture (a graph cannot allocate); a reallocation (a new size)
+    // invalidates a captured step even where the address comes back.
+    const size_t workspace_bytes = workspace_.bytes();
+    workspace_.allocate(
+            kernels::update_workspace_bytes(shape_.batch, shape_.n, shape_.k, shape_.d),
+            "the sort-inverse update workspace");
+    if (workspace_.bytes() != workspace_bytes) {
+        binding_++;
+    }
+
+    const StepKey key{k_frozen, timing != nullptr, binding_};
+    if (params_.cuda_graphs && stream_can_capture()) {
+        if (!step_graph_ || !(step_graph_key_ == key)) {
+            capture_step(key);
+        }
+        FAISS_FLASH_CUDA_CHECK(cudaGraphLaunch(step_graph_.get(), stream_));
+    } else {
+        enqueue_step(key.k_frozen, key.timed, false);
+    }
+    centroids_dirty_ = true;
     FAISS_FLASH_CUDA_CHECK(cudaStreamSynchronize(stream_));
     const double* obj = step_objectives(step_out_host_);
     const kernels::UpdateStats* stats = step_stats(step_out_host_);
@@ -351,6 +416,10 @@ void CudaBackend::assign_update(int64_t k_frozen, StepResult* results, StepTimin
 
 const int32_t* CudaBackend::assign_on_device(const float** distances) {
     DeviceScope scope(device_);
+    if (centroids_dirty_) {
+        convert_centroids();
+        centroids_dirty_ = false;
+    }
     launch_assign(true);
     if (distances) {
         *distances = distances_.as<float>();

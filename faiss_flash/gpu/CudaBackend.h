@@ -1,11 +1,14 @@
 // The CUDA backend: FlashAssign (kernels/assign) + sort-inverse update
 // (kernels/update) behind the LloydBackend interface, on one explicit
 // stream. Points and centroids stay on the GPU between steps; a step reads
-// back only B objectives and B small stat records.
+// back only B objectives and B small stat records, and is replayed as one
+// CUDA graph (FlashParameters::cuda_graphs).
 
 #pragma once
 
 #include <cstdint>
+#include <memory>
+#include <type_traits>
 
 #include <cuda_runtime_api.h>
 
@@ -30,7 +33,9 @@ class CudaBackend : public LloydBackend {
     /// Work goes on a stream the backend creates (and destroys).
     explicit CudaBackend(const FlashParameters& params);
     /// Work goes on the caller's stream, the legacy default stream (0)
-    /// included, ordered after what the caller queued there.
+    /// included, ordered after what the caller queued there. Steps are not
+    /// captured into graphs on the legacy default stream (capture is
+    /// illegal there).
     CudaBackend(const FlashParameters& params, cudaStream_t stream);
     ~CudaBackend() override;
 
@@ -56,6 +61,13 @@ class CudaBackend : public LloydBackend {
     void set_centroids(const float* centroids) override;
     void init_centroids_from_points(const int* rows, int64_t first) override;
     void get_centroids(float* centroids) override;
+    /** Launches the step (directly, or by replaying its graph), waits for
+     * it and reads its results. The first step of a (k_frozen, timing
+     * requested, binding) combination captures the graph; a new
+     * combination captures again. Throws if the caller is capturing the
+     * stream: the step must finish before its results can be returned, so
+     * it cannot be recorded into the caller's graph.
+     */
     void assign_update(int64_t k_frozen, StepResult* results, StepTiming* timing) override;
     void get_cluster_weights(float* hassign) override;
     void post_process(bool spherical, bool round_to_int) override;
@@ -75,14 +87,51 @@ class CudaBackend : public LloydBackend {
     Operand operand() const {
         return operand_;
     }
+    /// Whether a captured graph of the step is held, for the next
+    /// assign_update to replay if nothing it baked in changed.
+    bool has_step_graph() const {
+        return step_graph_ != nullptr;
+    }
 
    private:
+    template <typename Handle, cudaError_t (*destroy)(Handle)>
+    struct HandleDeleter {
+        void operator()(Handle h) const {
+            destroy(h);
+        }
+    };
+    using GraphPtr = std::unique_ptr<std::remove_pointer_t<cudaGraph_t>, HandleDeleter<cudaGraph_t, cudaGraphDestroy>>;
+    using GraphExecPtr = std::unique_ptr<std::remove_pointer_t<cudaGraphExec_t>,
+                                         HandleDeleter<cudaGraphExec_t, cudaGraphExecDestroy>>;
+
+    /// What a captured step baked in besides the buffers' contents: its
+    /// graph replays only for an equal key.
+    struct StepKey {
+        int64_t k_frozen = 0;
+        bool timed = false; ///< records the phase events
+        uint64_t binding = 0; ///< binding_ at capture
+        bool operator==(const StepKey& o) const {
+            return k_frozen == o.k_frozen && timed == o.timed && binding == o.binding;
+        }
+    };
+
     void bind_common(const LloydShape& shape, PointType t, int64_t ldx, const float* weights);
-    /// Rebuilds the centroid operands and bias when the centroids changed.
-    void prepare_centroids();
+    /// Rebuilds the centroid operands and score terms from centroids_.
+    void convert_centroids();
     /// FlashAssign into labels_ / distances_ / the objectives; async.
     void launch_assign(bool with_distances);
     kernels::AssignArgs assign_args(bool with_distances) const;
+    /// False on the legacy default stream, where capture is illegal.
+    bool stream_can_capture() const;
+    /** Every launch of one step and the copy of its outputs into
+     * step_out_host_, on stream_: nothing that synchronises, allocates or
+     * decides on device results, so that it can be captured. timed records
+     * events_ around the phases; into_graph records them as event nodes of
+     * the graph being captured.
+     */
+    void enqueue_step(int64_t k_frozen, bool timed, bool into_graph);
+    /// Replaces step_graph_ by a capture of enqueue_step for key.
+    void capture_step(const StepKey& key);
 
     FlashParameters params_;
     int device_ = 0;
@@ -110,6 +159,8 @@ class CudaBackend : public LloydBackend {
     // (bias; F16x3: product multiplier).
     DeviceBuffer centroids_, c_op_, c_bias_, c_multiplier_, cluster_weights_;
     DeviceBuffer c_bias_padded_, c_multiplier_padded_; ///< per problem k rounded up to 128 (Hopper kernels)
+    /// The operands lag centroids_ (read by the assignment-only path; a
+    /// step always converts).
     bool centroids_dirty_ = true;
 
     // Step outputs and scratch.
@@ -128,6 +179,13 @@ class CudaBackend : public LloydBackend {
     double* step_objectives(const B& out) const {
         return reinterpret_cast<double*>(step_stats(out) + shape_.batch);
     }
+
+    /// Counts the bindings of points and the update workspace's
+    /// allocations: each moves buffers or changes the shape that a captured
+    /// step baked in.
+    uint64_t binding_ = 0;
+    GraphExecPtr step_graph_;
+    StepKey step_graph_key_;
 };
 
 } // namespace gpu

@@ -33,7 +33,7 @@ class Kmeans:
     frozen_centroids, min_points_per_centroid, max_points_per_centroid,
     seed, decode_block_size) or of faiss_flash's FlashParameters (backend:
     "auto" | "cpu" | "cuda", device, num_threads, precision: "exact" |
-    "tf32" | "bf16" | "fp16", deterministic, tol).
+    "tf32" | "bf16" | "fp16", deterministic, tol, cuda_graphs).
     ``progressive_dim_steps`` (faiss's ProgressiveDimClustering) is not
     supported.
 
@@ -150,7 +150,7 @@ def batch_kmeans(x, k, niter=25, *, metric="l2", init_centroids=None,
     return_obj : also return the objective of the last iteration
     **params : fields of faiss.ClusteringParameters and FlashParameters
         (seed, nredo, spherical, int_centroids, verbose, backend,
-        num_threads, precision, deterministic, tol, ...)
+        num_threads, precision, deterministic, tol, cuda_graphs, ...)
 
     Returns
     -------

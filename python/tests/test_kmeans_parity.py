@@ -33,9 +33,11 @@ def test_every_faiss_keyword_is_accepted(name, value):
 
 def test_flash_keywords():
     km = faiss_flash.Kmeans(8, 4, backend="cpu", device=1, num_threads=1,
-                            precision="exact", deterministic=False, tol=0.5)
+                            precision="exact", deterministic=False, tol=0.5,
+                            cuda_graphs=False)
     assert km.cp.backend == faiss_flash.numpy_api.BackendKind_CPU
     assert (km.cp.device, km.cp.num_threads, km.cp.deterministic) == (1, 1, False)
+    assert km.cp.cuda_graphs is False
     assert km.cp.precision == faiss_flash.numpy_api.Precision_Exact
     assert km.cp.tol == 0.5
 
