@@ -3,7 +3,10 @@
 // per-iteration time of the CUDA backend on the issue's grid, against the
 // floor max(2·B·N·K·D / peak, (B·N·D·bytes + B·N·4) / bandwidth).
 //
-//   bench_gpu [iterations] [shape filter substring]
+//   bench_gpu [iterations] [shape filter substring] [direct]
+//
+// "direct": each step's launches issued one by one instead of replayed as
+// one CUDA graph (FlashParameters::cuda_graphs = false), for comparison.
 //
 // Times are medians over timed iterations after two warm-up iterations;
 // data are Gaussian random numbers generated on the device (never zeros).
@@ -156,9 +159,11 @@ const char* type_name(PointType t) {
 int main(int argc, char** argv) {
     const int iters = argc > 1 ? std::atoi(argv[1]) : 10;
     const std::string filter = argc > 2 ? argv[2] : "";
+    const bool graphs = !(argc > 3 && std::string(argv[3]) == "direct");
     cudaDeviceProp prop;
     FAISS_FLASH_CUDA_CHECK(cudaGetDeviceProperties(&prop, 0));
     printf("device: %s, %d SMs, %.0f GiB\n", prop.name, prop.multiProcessorCount, prop.totalGlobalMem / 1073741824.0);
+    printf("steps: %s\n", graphs ? "one CUDA graph each" : "direct launches");
 
     const Ceilings ceil = measure_ceilings();
     printf("ceilings: copy %.2f TB/s (read+write), cuBLAS fp16 %.0f TFLOP/s, tf32 %.0f TFLOP/s\n\n",
@@ -196,6 +201,7 @@ int main(int argc, char** argv) {
         FAISS_FLASH_CUDA_CHECK(cudaDeviceSynchronize());
 
         FlashParameters fp; // default precision: Exact
+        fp.cuda_graphs = graphs;
         CudaBackend backend(fp);
         backend.bind_device_points({s.batch, s.n, s.d, s.k, Metric::L2}, x.as<void>(), s.type, s.d, nullptr);
         std::vector<int> perm(s.n);
