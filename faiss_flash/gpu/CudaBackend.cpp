@@ -195,7 +195,7 @@ void CudaBackend::bind_common(const LloydShape& shape, PointType t, int64_t ldx,
     kernels::AssignArgs probe;
     probe.batch = shape.batch;
     probe.n = shape.n;
-    obj_partials_.allocate(sizeof(double) * kernels::assign_grid_size(probe), "the objective partials");
+    obj_partials_.allocate(sizeof(double) * kernels::objective_partials_bound(probe), "the objective partials");
     step_out_.allocate(step_out_bytes(), "the objectives and update statistics");
     step_out_host_.allocate(step_out_bytes(), "the read-back of the objectives and update statistics");
     rows_.allocate(sizeof(int32_t) * shape.k, "the initial centroid rows");
@@ -292,8 +292,8 @@ kernels::AssignArgs CudaBackend::assign_args(bool with_distances) const {
 
 void CudaBackend::launch_assign(bool with_distances) {
     const kernels::AssignArgs a = assign_args(with_distances);
-    const int64_t ctas_per_problem = kernels::flash_assign(a, operand_, stream_);
-    kernels::reduce_objective(a.obj_partials, a.batch, ctas_per_problem,
+    const int64_t partials_per_problem = kernels::flash_assign(a, operand_, stream_);
+    kernels::reduce_objective(a.obj_partials, a.batch, partials_per_problem,
                               shape_.metric == Metric::L2 ? x_norm_sums_.as<double>() : nullptr,
                               step_objectives(step_out_), stream_);
 }

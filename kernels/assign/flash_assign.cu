@@ -290,16 +290,16 @@ __global__ void problem_sums_kernel(const T* values, int64_t per_problem, const 
 
 } // namespace
 
-int64_t assign_grid_size(const AssignArgs& args) {
+int64_t objective_partials_bound(const AssignArgs& args) {
     constexpr int kRows = AssignTilePolicy<RecipeHalf<__half>, 128>::kBlockM;
-    static_assert(kRows == AssignTilePolicy<RecipeTf32<true>, 256>::kBlockM, "one row tiling for all recipes");
-    return args.batch * ((args.n + kRows - 1) / kRows);
+    static_assert(kRows == 128 && AssignTilePolicy<RecipeTf32<true>, 256>::kBlockM == kRows,
+                  "the bound counts 128-row tiles");
+    return args.batch * ((args.n + kRows - 1) / kRows + 1);
 }
 
 int64_t flash_assign(const AssignArgs& args, Operand op, cudaStream_t stream) {
-    FAISS_THROW_IF_NOT_FMT(
-            assign_grid_size(args) < (int64_t(1) << 31), "FlashAssign: %ld tiles exceed the grid limit",
-            long(assign_grid_size(args)));
+    FAISS_THROW_IF_NOT_FMT(objective_partials_bound(args) < (int64_t(1) << 31),
+                           "FlashAssign: %ld point tiles exceed the grid limit", long(objective_partials_bound(args)));
     FAISS_THROW_IF_NOT_FMT(args.k < (int64_t(1) << 31), "FlashAssign: k=%ld must be < 2^31 (int32 labels)",
                            long(args.k));
     if (sm90_assign_supported(args, op)) {
@@ -323,11 +323,11 @@ int64_t flash_assign(const AssignArgs& args, Operand op, cudaStream_t stream) {
 void reduce_objective(
         const double* obj_partials,
         int64_t batch,
-        int64_t ctas_per_problem,
+        int64_t partials_per_problem,
         const double* norm_sums,
         double* obj,
         cudaStream_t stream) {
-    problem_sums_kernel<double><<<unsigned(batch), 256, 0, stream>>>(obj_partials, ctas_per_problem, norm_sums, obj);
+    problem_sums_kernel<double><<<unsigned(batch), 256, 0, stream>>>(obj_partials, partials_per_problem, norm_sums, obj);
     check_launch("reduce_objective");
 }
 

@@ -82,8 +82,9 @@ struct AssignArgs {
 
     int32_t* labels = nullptr; ///< B·N out
     float* distances = nullptr; ///< B·N out (L2: squared distance; IP: <x,c>); may be null
-    /** One double per CTA (assign_grid_size()): the CTA's share of the
-     * objective without the points' norms, the sum of its rows' best
+    /** Partials of the objective (objective_partials_bound() doubles; one
+     * per CTA, or per warpgroup): the share of its rows without the
+     * points' norms, the sum of their best
      * scores (L2: ||c||² - 2<x,c>; IP: <x,c>); reduce_objective adds each
      * problem's sum of ||x||² once. The kernels then never read a norm
      * unless distances are wanted.
@@ -91,23 +92,26 @@ struct AssignArgs {
     double* obj_partials = nullptr;
 };
 
-/// An upper bound of the CTAs of one launch (the size of obj_partials):
-/// batch × ceil(n / smallest tile rows).
-int64_t assign_grid_size(const AssignArgs& args);
+/** An upper bound of the objective partials of one launch (the size of
+ * obj_partials): batch × (ceil(n / 128) + 1) covers one per 128-row tile
+ * (sm80 kernel, Hopper streaming agent) and two per 256-row block (Hopper
+ * resident agent: one per consumer warpgroup).
+ */
+int64_t objective_partials_bound(const AssignArgs& args);
 
 /** Launches FlashAssign on `stream`; throws faiss::FaissException on a
- * launch error. Returns the CTAs per problem it used: obj_partials holds
- * that many partials per problem, problem-major.
+ * launch error. Returns the objective partials per problem it wrote:
+ * obj_partials holds that many per problem, problem-major.
  */
 int64_t flash_assign(const AssignArgs& args, Operand op, cudaStream_t stream);
 
-/** obj[b] = norm_sums[b] + the sum of the CTA partials of problem b, in a
+/** obj[b] = norm_sums[b] + the sum of the partials of problem b, in a
  * fixed order (norm_sums: nullptr for IP, whose objective has no norms).
  */
 void reduce_objective(
         const double* obj_partials,
         int64_t batch,
-        int64_t ctas_per_problem,
+        int64_t partials_per_problem,
         const double* norm_sums,
         double* obj,
         cudaStream_t stream);

@@ -261,15 +261,15 @@ __device__ __forceinline__ void store_warp_objective(double lane_sum, double* wa
 }
 
 /// Second step, by one thread once every warp stored: the warps' sums in
-/// warp order.
+/// warp order, as objective partial `partial`.
 template <int kWarps>
-__device__ __forceinline__ void write_block_objective(const double* warp_obj, int64_t block, const AssignArgs& args) {
+__device__ __forceinline__ void write_objective_partial(const double* warp_obj, int64_t partial, const AssignArgs& args) {
     double total = 0;
 #pragma unroll
     for (int w = 0; w < kWarps; w++) {
         total += warp_obj[w];
     }
-    args.obj_partials[block] = total;
+    args.obj_partials[partial] = total;
 }
 
 /** The ring's handshakes: full[s] completes when the producer's TMA bytes
@@ -375,7 +375,7 @@ __global__ void __launch_bounds__(StreamingPolicy::kThreads, 1) flash_assign_str
     }
     __syncthreads();
     if (threadIdx.x == 0) {
-        write_block_objective<4 * P::kConsumers>(warp_obj, blockIdx.x, args);
+        write_objective_partial<4 * P::kConsumers>(warp_obj, blockIdx.x, args);
     }
 #endif
 }
@@ -643,13 +643,16 @@ __global__ void __launch_bounds__(ResidentPolicy::kThreads, 1) flash_assign_resi
             for (int slab = 0; slab < 2; slab++) {
                 written += finish_rows(best[slab], args, b, row0, consumer * 128 + slab * 64);
             }
-            double* block_obj = warp_obj + parity * P::kConsumerWarps;
-            store_warp_objective(written, block_obj, threadIdx.x / 32 - 4);
-            // Every consumer warp's sum is in; this parity's sums are next
-            // written two blocks on, after the next barrier.
-            named_barrier_sync(1, 128 * P::kConsumers);
-            if (consumer == 0 && t == 0) {
-                write_block_objective<P::kConsumerWarps>(block_obj, at.block, args);
+            // One partial per warpgroup: a barrier of its own warps only, so
+            // the two consumers never wait for each other at block ends and
+            // one's folds can run beside the other's products. This
+            // parity's sums are next written two blocks on, after the next
+            // barrier.
+            double* group_obj = warp_obj + (parity * P::kConsumers + consumer) * 4;
+            store_warp_objective(written, group_obj, t / 32);
+            named_barrier_sync(1 + consumer, 128);
+            if (t == 0) {
+                write_objective_partial<4>(group_obj, int64_t(at.block) * P::kConsumers + consumer, args);
             }
         }
     }
@@ -742,7 +745,7 @@ int64_t launch(const AssignArgs& args, cudaStream_t stream) {
                                           : args.batch * m_tiles;
         kernel<<<dim3(unsigned(ctas)), P::kThreads, smem, stream>>>(map_x, map_c, args, m_tiles, buffers, stages);
         check_launch("FlashAssign sm90");
-        return m_tiles;
+        return m_tiles * P::kConsumers;
     } else {
         using P = StreamingPolicy;
         auto kernel = flash_assign_streaming_kernel<Half, kScore>;

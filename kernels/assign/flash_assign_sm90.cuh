@@ -12,7 +12,7 @@ namespace kernels {
 /// (16-bit operands, d_pad >= 64, k >= 32, 32-bit row coordinates) suit it.
 bool sm90_assign_supported(const AssignArgs& args, Operand op);
 
-/// Returns the CTAs per problem it used (see flash_assign).
+/// Returns the objective partials per problem it wrote (see flash_assign).
 int64_t flash_assign_sm90(const AssignArgs& args, Operand op, cudaStream_t stream);
 
 } // namespace kernels
