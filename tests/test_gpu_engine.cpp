@@ -6,8 +6,10 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <algorithm>
 #include <cstring>
 #include <functional>
+#include <memory>
 #include <tuple>
 
 #include <cuda_bf16.h>
@@ -105,6 +107,7 @@ const AssignCase kAssignCases[] = {
 const std::vector<std::tuple<int64_t, int64_t, int64_t>> kShapes = {
         {1000, 1, 17}, {333, 7, 1}, {517, 13, 3}, {1000, 37, 17},
         {257, 100, 1000}, {4099, 301, 128}, {3, 3, 5}, {700, 129, 64}, {1000, 200, 33}, {3000, 100, 128},
+        {600, 150, 300},
 };
 
 TEST_F(Gpu, AssignMatchesFp64EveryOperandAndShape) {
@@ -264,20 +267,33 @@ TEST_F(Gpu, TwoRunsAreBitIdentical) {
 }
 
 TEST_F(Gpu, MatchesCpuBackendObjective) {
+    // Step by step from the same centroids (the CPU's after each step):
+    // whole runs drift apart after a near-tie lands differently (seen at
+    // 1e-4 relative on mixture data), each step may differ only by its
+    // arithmetic.
     const int64_t B = 3, n = 6000, d = 24, k = 50;
     std::vector<float> x = gaussian_mixture(B * n, d, 40, fresh_seed());
-    FlashClusteringParameters p;
-    p.niter = 10;
-    p.backend = BackendKind::CPU;
-    BatchKMeansResult cpu = batch_kmeans(x.data(), B, n, d, k, p);
-    p.backend = BackendKind::CUDA;
-    BatchKMeansResult gpu = batch_kmeans(x.data(), B, n, d, k, p);
+    FlashParameters cpu_params;
+    cpu_params.backend = BackendKind::CPU;
+    std::unique_ptr<LloydBackend> cpu = make_backend(cpu_params);
+    CudaBackend gpu(FlashParameters{});
+    const LloydShape shape{B, n, d, k, Metric::L2};
+    cpu->bind_points(shape, x.data(), nullptr);
+    gpu.bind_points(shape, x.data(), nullptr);
+    std::vector<float> c(B * k * d);
     for (int64_t b = 0; b < B; b++) {
-        for (size_t it = 0; it < cpu.iteration_stats[b].size(); it++) {
-            EXPECT_NEAR(gpu.iteration_stats[b][it].obj, cpu.iteration_stats[b][it].obj,
-                        1e-4 * cpu.iteration_stats[b][it].obj)
-                    << "problem " << b << " iteration " << it;
+        std::copy_n(x.data() + b * n * d, k * d, c.data() + b * k * d);
+    }
+    std::vector<StepResult> on_cpu(B), on_gpu(B);
+    for (int step = 0; step < 6; step++) {
+        cpu->set_centroids(c.data());
+        gpu.set_centroids(c.data());
+        cpu->assign_update(0, on_cpu.data(), nullptr);
+        gpu.assign_update(0, on_gpu.data(), nullptr);
+        for (int64_t b = 0; b < B; b++) {
+            EXPECT_NEAR(on_gpu[b].obj, on_cpu[b].obj, 1e-5 * on_cpu[b].obj) << "problem " << b << " step " << step;
         }
+        cpu->get_centroids(c.data());
     }
 }
 
