@@ -43,8 +43,9 @@ inline int operand_chunk(Operand op) {
     return 16 / operand_bytes(op);
 }
 
-/// Column granularity of AssignArgs::k_pad.
-constexpr int64_t kTermsTile = 128;
+/// Column granularity of AssignArgs::k_pad: the widest centroid tile of
+/// the Hopper kernels, whose tiles' terms are copied whole.
+constexpr int64_t kTermsTile = 256;
 
 /// k rounded up to kTermsTile.
 inline int64_t padded_terms(int64_t k) {

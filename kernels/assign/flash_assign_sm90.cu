@@ -32,7 +32,16 @@ namespace kernels {
 
 namespace {
 
-/// StreamingPoints: 128 points (2 consumers x 64) x 256 centroids.
+/// Floats of one centroid tile's staged score terms: its biases, then for
+/// scaled operands its multipliers.
+__host__ __device__ constexpr int tile_term_floats(int block_n, bool scaled) {
+    return (scaled ? 2 : 1) * block_n;
+}
+
+/** StreamingPoints: 128 points (2 consumers x 64) x 256 centroids. Each
+ * tile's score terms come with its last K chunk, into a slot of that
+ * chunk's stage, which goes back to the producer after the fold.
+ */
 struct StreamingPolicy {
     static constexpr int kConsumers = 2;         // warpgroups of 64 points
     static constexpr int kBlockM = 64 * kConsumers;
@@ -43,9 +52,10 @@ struct StreamingPolicy {
     static constexpr int kTileABytes = kBlockM * kBlockK * 2;
     static constexpr int kTileBBytes = kBlockN * kBlockK * 2;
     static constexpr int kStageBytes = kTileABytes + kTileBBytes;
-    static constexpr size_t kSmemBytes =
-            1024 /* alignment slack */ + size_t(kStages) * kStageBytes + 2 * kStages * sizeof(uint64_t) +
-            4 * kConsumers * sizeof(double);
+    static constexpr size_t smem_bytes(bool scaled) {
+        return 1024 /* alignment slack */ + size_t(kStages) * (kStageBytes + tile_term_floats(kBlockN, scaled) * 4) +
+                2 * kStages * sizeof(uint64_t) + 4 * kConsumers * sizeof(double);
+    }
 };
 
 /// Register split of the 384 threads (65536 registers): the producer
@@ -75,9 +85,9 @@ struct ResidentPolicy {
         return (d_pad + kBlockK - 1) / kBlockK;
     }
     /// Per stage, the score terms of the tile whose first chunk it holds,
-    /// bulk-copied with that chunk: biases, then (scaled) multipliers.
+    /// bulk-copied with that chunk.
     __host__ __device__ static constexpr int term_floats(bool scaled) {
-        return (scaled ? 2 : 1) * kBlockN;
+        return tile_term_floats(kBlockN, scaled);
     }
     static size_t fixed_bytes(int d_pad, int buffers, int stages) {
         return 1024 /* alignment slack */ + size_t(buffers) * k_chunks(d_pad) * kPointChunkBytes +
@@ -150,16 +160,20 @@ enum class Score {
 template <int kChunks, Score kScore>
 constexpr bool kPairTiles = kChunks <= 3 && kScore != Score::Scaled;
 
-/** Folds the thread's columns of one tile: the tile's own argmin first
- * (column offsets are compile-time constants, so an index costs one select),
- * then one merge into the running argmin. Columns in increasing order and
- * strict '<' keep the lowest index on ties. kMasked: the tile runs past k;
- * its columns from cols_left on score +inf. kStaged: the terms are in
- * shared memory (already +inf past k).
+/** Epilogue of one centroid tile: folds a 64 x (8 * kBlocks8) accumulator
+ * whose first column is col0 into the thread's running argmin, with the
+ * tile's score terms staged in shared memory (`slot`: 8 * kBlocks8 biases,
+ * +inf past k, then as many multipliers for Score::Scaled). The tile's own
+ * argmin first (column offsets are compile-time constants, so an index
+ * costs one select), then one merge into the running argmin. Columns in
+ * increasing order and strict '<' keep the lowest index on ties. 32-bit
+ * columns: k < 2^31 (checked at launch).
  */
-template <Score kScore, bool kMasked, bool kStaged, int kBlocks8>
-__device__ __forceinline__ void fold_columns(const float (&acc)[4 * kBlocks8], const float* lane_bias, const float* lane_mult,
-                                             int32_t lane_col0, int32_t cols_left, RowBest& best) {
+template <Score kScore, int kBlocks8>
+__device__ __forceinline__ void fold_tile(const float (&acc)[4 * kBlocks8], int32_t col0, const float* slot, RowBest& best) {
+    const int lane_offset = 2 * int(threadIdx.x % 4);
+    const float* lane_bias = slot + lane_offset;
+    const float* lane_mult = slot + 8 * kBlocks8 + lane_offset;
     float tile_score[2] = {INFINITY, INFINITY};
     int32_t tile_col[2] = {0, 0};
 #pragma unroll
@@ -167,9 +181,8 @@ __device__ __forceinline__ void fold_columns(const float (&acc)[4 * kBlocks8], c
 #pragma unroll
         for (int e = 0; e < 2; e++) {
             const int c = 8 * j + e;
-            const bool real = !kMasked || c < cols_left;
-            const float cb = !real ? INFINITY : kStaged ? lane_bias[c] : __ldg(lane_bias + c);
-            const float cm = kScore != Score::Scaled || !real ? 0.0f : kStaged ? lane_mult[c] : __ldg(lane_mult + c);
+            const float cb = lane_bias[c];
+            const float cm = kScore == Score::Scaled ? lane_mult[c] : 0.0f;
 #pragma unroll
             for (int h = 0; h < 2; h++) {
                 const float dot = acc[4 * j + 2 * h + e];
@@ -187,35 +200,9 @@ __device__ __forceinline__ void fold_columns(const float (&acc)[4 * kBlocks8], c
     for (int h = 0; h < 2; h++) {
         if (tile_score[h] < best.score[h]) {
             best.score[h] = tile_score[h];
-            best.index[h] = lane_col0 + tile_col[h];
+            best.index[h] = col0 + lane_offset + tile_col[h];
         }
     }
-}
-
-/** Epilogue of one centroid tile: folds a 64 x (8 * kBlocks8) accumulator
- * whose first column is col0 into the thread's running argmin. Only the
- * last tile of a problem can run past k: the others load without bounds.
- * 32-bit columns: k < 2^31 (checked at launch).
- */
-template <Score kScore, int kBlocks8>
-__device__ __forceinline__ void fold_tile(const float (&acc)[4 * kBlocks8], int32_t col0, const float* bias, const float* mult,
-                                          int32_t k, RowBest& best) {
-    const int32_t lane_col0 = col0 + 2 * int32_t(threadIdx.x % 4);
-    const float* lane_mult = kScore == Score::Scaled ? mult + lane_col0 : nullptr;
-    if (col0 + 8 * kBlocks8 <= k) {
-        fold_columns<kScore, false, false, kBlocks8>(acc, bias + lane_col0, lane_mult, lane_col0, 0, best);
-    } else {
-        fold_columns<kScore, true, false, kBlocks8>(acc, bias + lane_col0, lane_mult, lane_col0, k - lane_col0, best);
-    }
-}
-
-/// fold_tile with the tile's terms staged in shared memory: slot holds 8 *
-/// kBlocks8 biases, then as many multipliers (Score::Scaled).
-template <Score kScore, int kBlocks8>
-__device__ __forceinline__ void fold_staged_tile(const float (&acc)[4 * kBlocks8], int32_t col0, const float* slot, RowBest& best) {
-    const int lane_offset = 2 * int(threadIdx.x % 4);
-    fold_columns<kScore, false, true, kBlocks8>(acc, slot + lane_offset, slot + 8 * kBlocks8 + lane_offset,
-                                                col0 + lane_offset, 0, best);
 }
 
 /** After the sweep: the 4 lanes of a quad share rows (a warpgroup owns all
@@ -297,9 +284,11 @@ __global__ void __launch_bounds__(StreamingPolicy::kThreads, 1) flash_assign_str
     using P = StreamingPolicy;
     extern __shared__ unsigned char smem_raw[];
     // The 128B swizzle pattern repeats every 1024 bytes: align the ring.
+    constexpr int kTermFloats = tile_term_floats(P::kBlockN, kScore == Score::Scaled);
     unsigned char* ring = reinterpret_cast<unsigned char*>(
             (reinterpret_cast<uintptr_t>(smem_raw) + 1023) & ~uintptr_t(1023));
-    uint64_t* full = reinterpret_cast<uint64_t*>(ring + P::kStages * P::kStageBytes);
+    float* terms = reinterpret_cast<float*>(ring + P::kStages * P::kStageBytes); // stages x [bias | multiplier]
+    uint64_t* full = reinterpret_cast<uint64_t*>(terms + P::kStages * kTermFloats);
     uint64_t* empty = full + P::kStages;
     double* warp_obj = reinterpret_cast<double*>(empty + P::kStages); // per consumer warp
 
@@ -317,6 +306,7 @@ __global__ void __launch_bounds__(StreamingPolicy::kThreads, 1) flash_assign_str
         // problem's n (or k) belong to the next problem or are zero-filled
         // past the tensor; the consumers mask them.
         if (t == 0) {
+            constexpr uint32_t kTermBytes = P::kBlockN * sizeof(float);
             RingPos pos;
             int64_t issued = 0;
             for (int tile = 0; tile < n_tiles; tile++) {
@@ -324,19 +314,27 @@ __global__ void __launch_bounds__(StreamingPolicy::kThreads, 1) flash_assign_str
                     if (issued >= P::kStages) {
                         mbarrier_wait(&empty[pos.stage], pos.phase ^ 1);
                     }
-                    mbarrier_arrive_expect_tx(&full[pos.stage], P::kStageBytes);
+                    const bool last = kc == k_chunks - 1;
+                    mbarrier_arrive_expect_tx(&full[pos.stage],
+                                              P::kStageBytes + (last ? kTermFloats * sizeof(float) : 0));
                     unsigned char* stage = ring + pos.stage * P::kStageBytes;
                     tma_load_2d(stage, &map_x, kc * P::kBlockK, int32_t(b * args.n + row0), &full[pos.stage]);
                     tma_load_2d(stage + P::kTileABytes, &map_c, kc * P::kBlockK,
                                 int32_t(b * args.k + int64_t(tile) * P::kBlockN), &full[pos.stage]);
+                    if (last) {
+                        float* slot = terms + pos.stage * kTermFloats;
+                        const int64_t col0 = b * args.k_pad + int64_t(tile) * P::kBlockN;
+                        bulk_load(slot, args.c_bias_padded + col0, kTermBytes, &full[pos.stage]);
+                        if constexpr (kScore == Score::Scaled) {
+                            bulk_load(slot + P::kBlockN, args.c_multiplier_padded + col0, kTermBytes, &full[pos.stage]);
+                        }
+                    }
                 }
             }
         }
     } else {
         warpgroup_reg_alloc<kConsumerRegs>();
         const int consumer = warpgroup - 1;
-        const float* bias = args.c_bias + b * args.k;
-        const float* mult = kScore == Score::Scaled ? args.c_multiplier + b * args.k : nullptr;
         float acc[128];
         RowBest best;
         RingPos pos;
@@ -366,10 +364,12 @@ __global__ void __launch_bounds__(StreamingPolicy::kThreads, 1) flash_assign_str
                 advance(pos, P::kStages);
             }
             wgmma_wait<0>();
+            // The last chunk's stage holds the tile's terms: it goes back
+            // once the fold has read them.
+            fold_tile<kScore, P::kBlockN / 8>(acc, tile * P::kBlockN, terms + previous.stage * kTermFloats, best);
             if (t == 0) {
                 mbarrier_arrive(&empty[previous.stage]);
             }
-            fold_tile<kScore, P::kBlockN / 8>(acc, tile * P::kBlockN, bias, mult, int32_t(args.k), best);
         }
         store_warp_objective(finish_rows(best, args, b, row0, consumer * 64), warp_obj, threadIdx.x / 32 - 4);
     }
@@ -580,7 +580,7 @@ __global__ void __launch_bounds__(ResidentPolicy::kThreads, 1) flash_assign_resi
                 }
             };
             auto fold = [&](float(&slab_acc)[64], int tile, RingPos tile_pos, RowBest& slab_best) {
-                fold_staged_tile<kScore, P::kBlockN / 8>(slab_acc, tile * P::kBlockN,
+                fold_tile<kScore, P::kBlockN / 8>(slab_acc, tile * P::kBlockN,
                                                          terms + tile_pos.stage * kTermFloats, slab_best);
             };
             mbarrier_wait(&points_full[buf], buffer_pos.phase);
@@ -749,11 +749,12 @@ int64_t launch(const AssignArgs& args, cudaStream_t stream) {
     } else {
         using P = StreamingPolicy;
         auto kernel = flash_assign_streaming_kernel<Half, kScore>;
-        reserve_smem(kernel, P::kSmemBytes);
+        const size_t smem = P::smem_bytes(kScore == Score::Scaled);
+        reserve_smem(kernel, smem);
         const CUtensorMap map_x = make_map(args.x, type, args.batch * args.n, args.ldx, args.d_pad, P::kBlockM);
         const CUtensorMap map_c = make_map(args.c, type, args.batch * args.k, args.ldc, args.d_pad, P::kBlockN);
         const int64_t m_tiles = (args.n + P::kBlockM - 1) / P::kBlockM;
-        kernel<<<dim3(unsigned(args.batch * m_tiles)), P::kThreads, P::kSmemBytes, stream>>>(map_x, map_c, args, m_tiles);
+        kernel<<<dim3(unsigned(args.batch * m_tiles)), P::kThreads, smem, stream>>>(map_x, map_c, args, m_tiles);
         check_launch("FlashAssign sm90");
         return m_tiles;
     }
@@ -808,9 +809,10 @@ bool sm90_assign_supported(const AssignArgs& args, Operand op) {
 }
 
 int64_t flash_assign_sm90(const AssignArgs& args, Operand op, cudaStream_t stream) {
-    static_assert(ResidentPolicy::kBlockN == kTermsTile, "the padded terms come in whole tiles");
+    static_assert(kTermsTile % ResidentPolicy::kBlockN == 0 && kTermsTile % StreamingPolicy::kBlockN == 0,
+                  "the padded terms come in whole tiles of both agents");
     FAISS_THROW_IF_NOT_MSG(args.c_bias_padded && args.k_pad == padded_terms(args.k),
-                           "FlashAssign sm90: needs the score terms padded to k_pad = k rounded up to 128");
+                           "FlashAssign sm90: needs the score terms padded to k_pad = padded_terms(k)");
     switch (op) {
         case Operand::F16:
             return launch_metric<__half>(args, stream);
