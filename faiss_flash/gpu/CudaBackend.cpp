@@ -183,7 +183,7 @@ void CudaBackend::bind_common(const LloydShape& shape, PointType t, int64_t ldx,
     c_bias_.allocate(sizeof(float) * clusters, "the centroid norms");
     c_multiplier_.allocate(operand_ == Operand::F16x3 ? sizeof(float) * clusters : 0, "the centroid multipliers");
     // Padded copies of the terms, only where the Hopper kernels run
-    // (prepare_centroids fills them when allocated).
+    // (convert_centroids fills them when allocated).
     const bool sm90 = runs_on_sm90(shape, operand_);
     const size_t padded_bytes = sizeof(float) * shape.batch * kernels::padded_terms(shape.k);
     c_bias_padded_.allocate(sm90 ? padded_bytes : 0, "the padded centroid norms");
