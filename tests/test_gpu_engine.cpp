@@ -172,6 +172,65 @@ TEST_F(Gpu, AssignMatchesFp64EveryOperandAndShape) {
     }
 }
 
+TEST_F(Gpu, PersistentCtasOverManyBlocksMatchFp64) {
+    // Enough points that each persistent Hopper CTA runs several blocks of
+    // 256 rows, with problem boundaries inside a CTA's range: the centroid
+    // tile kept across blocks (k <= 128), three and two point buffers,
+    // pair tiles (k > 128), F16x3. Labels of a sample of rows (every block's
+    // first and last rows among them) against an fp64 argmin, and each
+    // problem's objective against fp64 over all rows.
+    const int64_t B = 5, n = 40000;
+    struct Case {
+        PointType type;
+        int64_t k, d;
+    };
+    for (const Case cs : {Case{PointType::F16, 100, 128}, Case{PointType::F16, 64, 64}, Case{PointType::BF16, 300, 128},
+                          Case{PointType::F32, 100, 32}, Case{PointType::F16, 128, 72}}) {
+        const uint64_t seed = fresh_seed();
+        const int64_t k = cs.k, d = cs.d;
+        SCOPED_TRACE(::testing::Message() << "type " << int(cs.type) << " k=" << k << " d=" << d << " seed=" << seed);
+        TypedPoints x = make_points(randn(B * n * d, seed), cs.type);
+        TypedPoints c = make_points(randn(B * k * d, seed + 1), cs.type);
+        DeviceBuffer xd = upload_points(x, cs.type);
+        CudaBackend backend(FlashParameters{});
+        backend.bind_device_points({B, n, d, k, Metric::L2}, xd.as<void>(), cs.type, d, nullptr);
+        backend.set_centroids(c.values.data());
+        std::vector<StepResult> res(B);
+        backend.assign_update(0, res.data(), nullptr); // objective of the assignment to c
+        backend.set_centroids(c.values.data());
+        std::vector<int64_t> labels(B * n, -7);
+        backend.assign(labels.data(), nullptr);
+
+        const double u_prod = product_error(Precision::Exact, cs.type);
+        for (int64_t b = 0; b < B; b++) {
+            const float* xb = x.values.data() + b * n * d;
+            const float* cb = c.values.data() + b * k * d;
+            double obj = 0;
+            for (int64_t i = 0; i < n; i++) {
+                const int64_t l = labels[b * n + i];
+                ASSERT_GE(l, 0) << "label " << i << " of problem " << b << " not written";
+                ASSERT_LT(l, k);
+                obj += score64(xb + i * d, cb + l * d, d, Metric::L2);
+                if (i % 13 != 0 && i % 256 != 0 && i % 256 != 255) {
+                    continue;
+                }
+                const Reference ref = assign64(xb + i * d, 1, cb, k, d, Metric::L2);
+                if (l != ref.label[0]) {
+                    double xx = 0, cc = 0;
+                    for (int64_t j = 0; j < d; j++) {
+                        xx += double(xb[i * d + j]) * xb[i * d + j];
+                        cc += double(cb[l * d + j]) * cb[l * d + j];
+                    }
+                    const double tol = (2 * u_prod + 2 * (d + 4) * 1.2e-7) * (xx + cc) + 1e-6;
+                    ASSERT_LE(score64(xb + i * d, cb + l * d, d, Metric::L2) - ref.best[0], 2 * tol)
+                            << "problem " << b << " point " << i << " not a near-tie";
+                }
+            }
+            EXPECT_NEAR(res[b].obj, obj, 1e-5 * obj) << "problem " << b;
+        }
+    }
+}
+
 /// One assign + update step against an fp64 reference of the means,
 /// weights, shifts and stats; counts the updated clusters larger than one
 /// update chunk (256 points) and the empty ones.
