@@ -14,6 +14,7 @@
 #include "../block/tile_copy.cuh"
 #include "../util/launch_check.h"
 #include "../warp/mma_sm80.cuh"
+#include "../warp/warp_reduce.cuh"
 
 namespace faiss_flash {
 namespace kernels {
@@ -221,10 +222,7 @@ __global__ void __launch_bounds__(AssignTilePolicy<Recipe, kBlockN>::kThreads, A
     // Deterministic CTA sum: fixed shuffle tree, then warps in order.
     __syncthreads();
     double* warp_sums = reinterpret_cast<double*>(smem_raw);
-#pragma unroll
-    for (int off = 16; off > 0; off /= 2) {
-        score_share += __shfl_xor_sync(0xffffffff, score_share, off);
-    }
+    score_share = warp_sum(score_share);
     if (lane == 0) {
         warp_sums[warp] = score_share;
     }

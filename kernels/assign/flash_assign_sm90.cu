@@ -26,6 +26,7 @@
 #include "../block/tma_sm90.cuh"
 #include "../util/launch_check.h"
 #include "../warp/wgmma_sm90.cuh"
+#include "../warp/warp_reduce.cuh"
 
 namespace faiss_flash {
 namespace kernels {
@@ -234,14 +235,10 @@ __device__ __forceinline__ void fold_tile(const float (&acc)[4 * kBlocks8], int3
     return written;
 }
 
-/** Deterministic block objective, first step: the warp's lane sums by a
- * fixed xor tree into warp_obj[warp] (every lane holds the same bits).
- */
+/// Deterministic block objective, first step: the warp's lane sums into
+/// warp_obj[warp].
 __device__ __forceinline__ void store_warp_objective(double lane_sum, double* warp_obj, int warp) {
-#pragma unroll
-    for (int off = 16; off > 0; off /= 2) {
-        lane_sum += __shfl_xor_sync(0xffffffffu, lane_sum, off);
-    }
+    lane_sum = warp_sum(lane_sum);
     if (threadIdx.x % 32 == 0) {
         warp_obj[warp] = lane_sum;
     }

@@ -3,6 +3,7 @@
 #include "sort_inverse_update.cuh"
 #include "../util/launch_check.h"
 #include "../util/point_load.cuh"
+#include "../warp/warp_reduce.cuh"
 
 #include <algorithm>
 
@@ -174,16 +175,6 @@ __device__ int64_t owning_cluster(const int64_t* chunk_start, int64_t clusters, 
         lo += count * stride;
     }
     return lo;
-}
-
-/// Sum over the warp by a fixed xor tree: every lane gets the same bits
-/// (each step adds the same two values, in either order).
-__device__ __forceinline__ double warp_sum(double v) {
-#pragma unroll
-    for (int off = 16; off > 0; off /= 2) {
-        v += __shfl_xor_sync(0xffffffffu, v, off);
-    }
-    return v;
 }
 
 /// p must be aligned to the vector accesses: 16 bytes, or 4·kCount if less.

@@ -1,6 +1,7 @@
 #include "operands.cuh"
 #include "launch_check.h"
 #include "point_load.cuh"
+#include "../warp/warp_reduce.cuh"
 
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
@@ -34,22 +35,6 @@ __device__ __forceinline__ float store_operand(void* p, Operand op, int64_t i, f
 /// The row of the calling warp in a one-warp-per-row launch.
 __device__ __forceinline__ int64_t warp_row() {
     return blockIdx.x * int64_t(blockDim.x / 32) + threadIdx.x / 32;
-}
-
-__device__ __forceinline__ float warp_max(float v) {
-#pragma unroll
-    for (int off = 16; off > 0; off /= 2) {
-        v = fmaxf(v, __shfl_xor_sync(0xffffffff, v, off));
-    }
-    return v;
-}
-
-__device__ __forceinline__ float warp_sum(float v) {
-#pragma unroll
-    for (int off = 16; off > 0; off /= 2) {
-        v += __shfl_xor_sync(0xffffffff, v, off);
-    }
-    return v;
 }
 
 /// One warp per row: convert, zero the padding, sum the squares in a fixed
@@ -178,10 +163,7 @@ __global__ void post_process_kernel(float* c, int64_t rows, int64_t d, bool sphe
         for (int64_t j = lane; j < d; j += 32) {
             sq += double(row[j]) * row[j];
         }
-#pragma unroll
-        for (int off = 16; off > 0; off /= 2) {
-            sq += __shfl_xor_sync(0xffffffff, sq, off);
-        }
+        sq = warp_sum(sq);
         // FAISS's fvec_renorm_L2 leaves zero rows alone.
         if (sq > 0) {
             const float inv = float(1.0 / sqrt(sq));
