@@ -1,12 +1,15 @@
-// On-chip update kernel and its launch helper (see .cuh).
+// On-chip update on tensor cores: the slice-sums kernel, the plan of its
+// launch, and the finish through the shared cluster_means and
+// problem_stats kernels (see .cuh).
 
 #include "onchip_update.cuh"
 #include "update_common.cuh"
 #include "../block/tile_copy.cuh"
 #include "../util/launch_check.h"
-#include "../util/point_load.cuh"
+#include "../warp/mma_sm80.cuh"
 
 #include <algorithm>
+#include <cstdio>
 
 #include <faiss/impl/FaissAssert.h>
 
@@ -15,67 +18,108 @@ namespace kernels {
 
 namespace {
 
-constexpr int kThreads = 32 * kWarpsPerBlock;
-/// Points of one cluster whose fp32 sum a slice keeps before moving it into
-/// its fp64 partial: the sort-inverse update's chunk, so that both sum at
-/// most this many points in fp32.
-constexpr uint32_t kFlushRows = 256;
-/// Rows staged per chunk: at most one label per thread, at least one
-/// warp's ballot.
-constexpr int kMaxChunkRows = kThreads;
-constexpr int kMinChunkRows = 32;
-/// Fewest rows of a slice (and no fewer than k): its fixed costs (zeroing
-/// the sums, writing its partials, the finish reading them) stay below
-/// those of its points.
-constexpr int64_t kMinSliceRows = 256;
-/// Resident blocks per SM the slicing plans for at most: one block's next
-/// chunk is in flight while another's is summed, and the slices stay few,
-/// since the finish walks a cluster's slices in order.
-constexpr int64_t kMaxBlocksPerSm = 2;
-/// Alignment of the shared-memory regions and of each staged row:
-/// cp.async's widest piece, and float4 accesses to the sums.
-constexpr int64_t kSmemAlign = 16;
+/// Tile shapes of slice_sums_kernel.
+struct SliceSumsPolicy {
+    static constexpr int kWarps = 8;
+    static constexpr int kThreads = 32 * kWarps;
+    /// Clusters of a slab: the m of mma.m16n8k16, rows of the one-hot operand.
+    static constexpr int kSlabClusters = 16;
+    /// Rows of a chunk one product adds: the mma's k.
+    static constexpr int kGroupRows = 16;
+    /// Dimensions of an accumulator tile: four n8 products, two
+    /// ldmatrix.x4.trans per group of rows.
+    static constexpr int kTileDims = 32;
+    static constexpr int kTileNs = kTileDims / 8;
+    /// 16 × 32 fp32 per tile is 16 registers a lane, plus 4 of counts:
+    /// four tiles keep a block within 128 registers a thread, two blocks
+    /// per SM (one stages while the other sums).
+    static constexpr int kMaxTilesPerWarp = 4;
+    static constexpr int kMaxTiles = kWarps * kMaxTilesPerWarp;
+    static constexpr int kMaxSlabs = kMaxTiles;
+    /// Staged rows per chunk: at most four per lane of the ranking warp;
+    /// fewer for wide rows (kStageBudget).
+    static constexpr int kMaxChunkRows = 128;
+    static constexpr int kMinChunkRows = kGroupRows;
+    /// Chunks in flight while one is summed: two.
+    static constexpr int kStages = 3;
+    /// Shared memory of a block's point stages at most: two blocks per SM.
+    static constexpr int64_t kStageBudget = 106 * 1024;
+    /// Bits of a row's slab in the ranking's ballots: slabs < kMaxSlabs
+    /// and the marker of rows past the chunk's end, kMaxSlabs.
+    static constexpr int kSlabBits = 6;
+    /// Bytes past a staged row's kTileDims-padded coordinates: the eight
+    /// rows of one ldmatrix then start in different bank groups.
+    static constexpr int kRowSkewBytes = 16;
+    /// Slices of fewer rows would spend more on their partials (k·d fp32
+    /// each) than on their points.
+    static constexpr int64_t kMinSliceRows = 512;
+    /// A cluster adds at most this many rows in fp32 before the fp64 sum
+    /// of the slices.
+    static constexpr int64_t kMaxSliceRows = int64_t(1) << 15;
+};
+using P = SliceSumsPolicy;
 
-static_assert(kMaxChunkRows <= kThreads, "a thread stages one label and one weight of a chunk");
-static_assert(kMaxChunkRows % kMinChunkRows == 0 && kMinChunkRows % 32 == 0, "chunks of whole ballots");
-
-int64_t align_up(int64_t bytes, int64_t to) {
-    return (bytes + to - 1) / to * to;
+int64_t align_up(int64_t v, int64_t to) {
+    return (v + to - 1) / to * to;
 }
+
+/// The slab and dimension-tile counts of a shape: the block's accumulator
+/// tiles are slabs × dim_tiles.
+struct TileCounts {
+    int64_t slabs, dim_tiles;
+
+    static TileCounts of(int64_t k, int64_t d) {
+        return TileCounts{(k + P::kSlabClusters - 1) / P::kSlabClusters, (d + P::kTileDims - 1) / P::kTileDims};
+    }
+    int64_t tiles() const {
+        return slabs * dim_tiles;
+    }
+};
 
 /// Byte offsets of the regions of the dynamic shared memory.
 struct SmemLayout {
-    int64_t rows;        // staged per chunk
-    int64_t row_bytes;   // of a staged row: d coordinates, padded to kSmemAlign
-    int64_t sums;        // k × d fp32: the slice's weighted sums since the last flush
-    int64_t weight_sums; // k fp32: likewise, the weights
-    int64_t counts;      // k uint32: the slice's points of each cluster so far
-    int64_t labels;      // 2 × rows int32: two chunk buffers
-    int64_t weights;     // 2 × rows fp32
-    int64_t points;      // 2 × rows × row_bytes
-    int64_t total;
+    int rows;        ///< staged per chunk
+    int pitch;       ///< bytes of a staged row
+    int labels;      ///< kStages × rows int32
+    int sorted_rows; ///< rows + kGroupRows uint8: chunk rows grouped by slab, stable
+    int sorted_subs; ///< likewise: their cluster within the slab
+    int slab_start;  ///< kMaxSlabs + 1 int32: first sorted position of each slab
+    int slab_base;   ///< kMaxChunkRows / 32 × kMaxSlabs int32: the ranking's counts, then bases
+    int points;      ///< kStages × rows × pitch, 16-byte aligned
+    int total;
 };
 
-SmemLayout smem_layout(int64_t k, int64_t d, int64_t element_bytes, int64_t rows) {
+SmemLayout smem_layout(int64_t d, int rows) {
     SmemLayout l;
     l.rows = rows;
-    l.row_bytes = align_up(d * element_bytes, kSmemAlign);
-    l.sums = 0;
-    l.weight_sums = align_up(k * d * int64_t(sizeof(float)), kSmemAlign);
-    l.counts = l.weight_sums + align_up(k * int64_t(sizeof(float)), kSmemAlign);
-    l.labels = l.counts + align_up(k * int64_t(sizeof(uint32_t)), kSmemAlign);
-    l.weights = l.labels + align_up(2 * rows * int64_t(sizeof(int32_t)), kSmemAlign);
-    l.points = l.weights + align_up(2 * rows * int64_t(sizeof(float)), kSmemAlign);
-    l.total = l.points + 2 * rows * l.row_bytes;
+    l.pitch = int(TileCounts::of(1, d).dim_tiles * P::kTileDims * 2 + P::kRowSkewBytes);
+    l.labels = 0;
+    l.sorted_rows = l.labels + P::kStages * rows * 4;
+    l.sorted_subs = l.sorted_rows + rows + P::kGroupRows;
+    l.slab_start = int(align_up(l.sorted_subs + rows + P::kGroupRows, 4));
+    l.slab_base = l.slab_start + (P::kMaxSlabs + 1) * 4;
+    l.points = int(align_up(l.slab_base + P::kMaxChunkRows / 32 * P::kMaxSlabs * 4, 16));
+    l.total = l.points + P::kStages * rows * l.pitch;
     return l;
 }
 
-/// Workspace carve-up, the same on host (sizes) and device (pointers):
-/// the partials of each slice (b, p), cluster c at slot (b·P + p)·K + c,
+/// The most chunk rows (kMaxChunkRows halving down to kMinChunkRows) whose
+/// point stages fit kStageBudget; 0 if none.
+int chunk_rows(int64_t d) {
+    for (int rows = P::kMaxChunkRows; rows >= P::kMinChunkRows; rows /= 2) {
+        if (int64_t(P::kStages) * rows * smem_layout(d, rows).pitch <= P::kStageBudget) {
+            return rows;
+        }
+    }
+    return 0;
+}
+
+/// Workspace carve-up, the same on host (sizes) and device (pointers): the
+/// fp32 partials of each slice (b, p), cluster c at slot (b·P + p)·K + c,
 /// and the finish's per-cluster results.
 struct Workspace {
-    double* sums;            // B·P·K × d
-    double* weights;         // B·P·K
+    float* sums;             // B·P·K × d
+    float* weights;          // B·P·K: the slot's rows, as the finish adds weights
     uint32_t* counts;        // B·P·K
     int64_t* cluster_counts; // B·K
     double* cluster_shift;   // B·K
@@ -89,8 +133,8 @@ struct Workspace {
             off += (bytes + 255) / 256 * 256;
             return p;
         };
-        sums = static_cast<double*>(take(sizeof(double) * slots * d));
-        weights = static_cast<double*>(take(sizeof(double) * slots));
+        sums = static_cast<float*>(take(sizeof(float) * slots * d));
+        weights = static_cast<float*>(take(sizeof(float) * slots));
         counts = static_cast<uint32_t*>(take(sizeof(uint32_t) * slots));
         cluster_counts = static_cast<int64_t*>(take(sizeof(int64_t) * clusters));
         cluster_shift = static_cast<double*>(take(sizeof(double) * clusters));
@@ -98,234 +142,348 @@ struct Workspace {
     }
 };
 
-/// A piece of a staged row: cp.async where it can take it (4 bytes and
-/// up), else a plain copy (a 16-bit coordinate).
-template <int kBytes>
-__device__ __forceinline__ void copy_piece(unsigned char* dst, const unsigned char* src) {
-    if constexpr (kBytes >= 4) {
-        cp_async<kBytes>(dst, src);
-    } else {
-        static_assert(kBytes == 2, "pieces of 2, 4, 8 or 16 bytes");
-        *reinterpret_cast<uint16_t*>(dst) = *reinterpret_cast<const uint16_t*>(src);
-    }
-}
+/// What every block of a launch shares: the shape in 32-bit terms (k·d
+/// fits a block's registers; N and B·P < 2^32) and the smem layout.
+struct SliceTask {
+    SmemLayout smem;
+    int k, d, slabs, dim_tiles;
+    uint32_t n, slices;
+};
 
-/// rows × row_bytes from src (row stride src_ld bytes) to dst (dst_ld), in
-/// pieces of kBytes spread over the block in order. A thread's (row,
-/// piece) advances by kThreads pieces without a division per piece.
-template <int kBytes>
-__device__ __forceinline__ void stage_rows(
-        unsigned char* dst,
-        int64_t dst_ld,
-        const unsigned char* src,
-        int64_t src_ld,
-        int rows,
-        int row_bytes) {
-    const int pieces = row_bytes / kBytes;
-    const int step_rows = kThreads / pieces, step_pieces = kThreads % pieces;
-    int r = int(threadIdx.x) / pieces, c = int(threadIdx.x) % pieces;
-    while (r < rows) {
-        copy_piece<kBytes>(dst + r * dst_ld + c * kBytes, src + r * src_ld + c * kBytes);
-        r += step_rows;
-        c += step_pieces;
-        if (c >= pieces) {
-            c -= pieces;
-            r++;
-        }
-    }
-}
+/// A thread's share of staging a chunk: pieces t, t + kThreads, ... of
+/// the chunk's rows × (d / 8) 16-byte pieces, walked without a division or
+/// a 64-bit multiply per piece.
+struct StagingWalk {
+    int pieces;       ///< 16-byte pieces of a row
+    int first_row, first_piece;
+    int step_rows, step_pieces;
+    int64_t src_step; ///< bytes from one piece of the thread to its next (no row carry)
+    int dst_step;
 
-/// Stages rows [row0, row0 + rows) (global row indices) into chunk buffer
-/// buf: their labels, weights and points, as one cp.async group.
-/// copy_bytes: the widest piece the points' alignment allows (the launch
-/// helper's choice); 2 only for 16-bit points.
-template <typename T>
+    __device__ StagingWalk(int d, int64_t src_ld, int pitch) {
+        pieces = d / 8;
+        first_row = int(threadIdx.x) / pieces;
+        first_piece = int(threadIdx.x) % pieces;
+        step_rows = P::kThreads / pieces;
+        step_pieces = P::kThreads % pieces;
+        src_step = step_rows * src_ld + step_pieces * 16;
+        dst_step = step_rows * pitch + step_pieces * 16;
+    }
+};
+
+/// Stages rows [row0, row0 + rows) into stage buf: their labels (4-byte
+/// pieces) and points (16-byte pieces at the layout's pitch), one cp.async
+/// group with the caller's commit.
 __device__ __forceinline__ void stage_chunk(
         const UpdateArgs& args,
-        const SmemLayout& layout,
+        const SmemLayout& l,
+        const StagingWalk& walk,
+        int64_t src_ld,
         unsigned char* smem,
         int buf,
         int64_t row0,
-        int rows,
-        int copy_bytes) {
-    const int64_t entry = buf * layout.rows + threadIdx.x;
+        int rows) {
     if (int(threadIdx.x) < rows) {
-        cp_async<4>(smem + layout.labels + entry * int64_t(sizeof(int32_t)), args.labels + row0 + threadIdx.x);
-        if (args.weights) {
-            cp_async<4>(smem + layout.weights + entry * int64_t(sizeof(float)), args.weights + row0 + threadIdx.x);
+        cp_async<4>(smem + l.labels + (buf * l.rows + threadIdx.x) * 4, args.labels + row0 + threadIdx.x);
+    }
+    const unsigned char* src = static_cast<const unsigned char*>(args.x) + (row0 + walk.first_row) * src_ld +
+            walk.first_piece * 16;
+    unsigned char* dst = smem + l.points + (buf * l.rows + walk.first_row) * l.pitch + walk.first_piece * 16;
+    int r = walk.first_row, c = walk.first_piece;
+    if (walk.step_pieces == 0) {
+        // Whole rows per step (d / 8 divides kThreads): the piece stays.
+        for (; r < rows; r += walk.step_rows) {
+            cp_async<16>(dst, src);
+            src += walk.src_step;
+            dst += walk.dst_step;
+        }
+        return;
+    }
+    while (r < rows) {
+        cp_async<16>(dst, src);
+        r += walk.step_rows;
+        c += walk.step_pieces;
+        src += walk.src_step;
+        dst += walk.dst_step;
+        if (c >= walk.pieces) {
+            c -= walk.pieces;
+            r++;
+            src += src_ld - walk.pieces * 16;
+            dst += l.pitch - walk.pieces * 16;
         }
     }
-    unsigned char* dst = smem + layout.points + buf * layout.rows * layout.row_bytes;
-    const int64_t src_ld = args.ldx * int64_t(sizeof(T));
-    const unsigned char* src = static_cast<const unsigned char*>(args.x) + row0 * src_ld;
-    const int row_bytes = int(args.d * int64_t(sizeof(T)));
-    switch (copy_bytes) {
-        case 16:
-            stage_rows<16>(dst, layout.row_bytes, src, src_ld, rows, row_bytes);
-            break;
-        case 8:
-            stage_rows<8>(dst, layout.row_bytes, src, src_ld, rows, row_bytes);
-            break;
-        case 4:
-            stage_rows<4>(dst, layout.row_bytes, src, src_ld, rows, row_bytes);
-            break;
-        default:
-            if constexpr (sizeof(T) == 2) {
-                stage_rows<2>(dst, layout.row_bytes, src, src_ld, rows, row_bytes);
-            }
-    }
-    cp_async_commit();
 }
 
-/// Adds the staged chunk (buffer buf, `rows` rows) to the slice's sums.
-/// Warp w takes the rows whose cluster q ≡ w (mod kWarpsPerBlock), in row
-/// order (a ballot per 32 rows, then its set bits in order): lane l adds
-/// the columns [l·kVec, +kVec) of each pass to sums[q] (fma, fp32), and
-/// lane 0 keeps the cluster's count and weight. So each sum, count and
-/// weight has one writer, in row order. At every kFlushRows-th point of a
-/// cluster its sums and weight move into the slice's fp64 partials at
-/// `slot` + q (stored the first time, added to after) and restart at 0.
-template <typename T, int kVec>
-__device__ __forceinline__ void add_chunk(
-        const UpdateArgs& args,
-        const Workspace& ws,
-        const SmemLayout& layout,
-        unsigned char* smem,
-        int buf,
-        int rows,
-        int64_t slot) {
+/** Groups the staged chunk's rows by slab, stably, by one warp: lane l
+ * holds rows l + 32·i. Per i, kSlabBits ballots give each row the mask of
+ * its peers (the rows of its slab among those 32), hence its rank among
+ * them; the peers' leader records their count; lane s then adds slab s's
+ * counts over i into its base per i, and a warp scan orders the slabs.
+ * Writes the sorted row indices, their cluster within the slab, and each
+ * slab's first position (slab_start[slabs] = rows).
+ */
+__device__ __forceinline__ void rank_chunk_by_slab(const SliceTask& task, unsigned char* smem, int buf, int rows) {
+    constexpr int kPerLane = P::kMaxChunkRows / 32;
+    const SmemLayout& l = task.smem;
     const int lane = threadIdx.x % 32;
-    const uint32_t warp = threadIdx.x / 32;
-    const int d = int(args.d);
-    float* sums = reinterpret_cast<float*>(smem + layout.sums);
-    float* weight_sums = reinterpret_cast<float*>(smem + layout.weight_sums);
-    uint32_t* counts = reinterpret_cast<uint32_t*>(smem + layout.counts);
-    const int32_t* labels = reinterpret_cast<const int32_t*>(smem + layout.labels) + buf * layout.rows;
-    const float* weights = reinterpret_cast<const float*>(smem + layout.weights) + buf * layout.rows;
-    const unsigned char* points = smem + layout.points + buf * layout.rows * layout.row_bytes;
-    for (int g = 0; g < rows; g += 32) {
-        const int r = g + lane;
-        const uint32_t label = r < rows ? uint32_t(labels[r]) : 0;
-        const float weight = r < rows && args.weights ? weights[r] : 1.0f;
-        uint32_t mine = __ballot_sync(0xffffffffu, r < rows && label % kWarpsPerBlock == warp);
-        while (mine != 0) {
-            const int j = __ffs(mine) - 1;
-            mine &= mine - 1;
-            const uint32_t q = __shfl_sync(0xffffffffu, label, j);
-            const float w = __shfl_sync(0xffffffffu, weight, j);
-            uint32_t count = 0;
-            float weight_sum = 0;
-            if (lane == 0) {
-                count = counts[q] + 1;
-                weight_sum = weight_sums[q] + w;
-            }
-            count = __shfl_sync(0xffffffffu, count, 0);
-            const bool flush = count % kFlushRows == 0;
-            const bool first_flush = count == kFlushRows;
-            const T* row = reinterpret_cast<const T*>(points + (g + j) * layout.row_bytes);
-            float* sum = sums + q * d;
-            double* partial = ws.sums + (slot + q) * d;
-            // A pass at a time: unrolled, the kVec = 1 variants spill on
-            // sm_90a, and the other warps' rows hide a pass's latency.
-#pragma unroll 1
-            for (int c = lane * kVec; c < d; c += 32 * kVec) {
-                PointVector<T, kVec> staged;
-                staged.load_shared(row + c);
-                float v[kVec], acc[kVec];
-                staged.to_float(v);
-                load_floats(sum + c, acc);
+    const int32_t* labels = reinterpret_cast<const int32_t*>(smem + l.labels) + buf * l.rows;
+    uint8_t* sorted_rows = smem + l.sorted_rows;
+    uint8_t* sorted_subs = smem + l.sorted_subs;
+    int32_t* slab_start = reinterpret_cast<int32_t*>(smem + l.slab_start);
+    int32_t (*slab_base)[P::kMaxSlabs] = reinterpret_cast<int32_t (*)[P::kMaxSlabs]>(smem + l.slab_base);
+    const uint32_t lower_lanes = (1u << lane) - 1;
+    int slab[kPerLane], sub[kPerLane], rank[kPerLane];
 #pragma unroll
-                for (int i = 0; i < kVec; i++) {
-                    acc[i] = __fmaf_rn(v[i], w, acc[i]);
-                }
-                if (flush) {
+    for (int i = 0; i < kPerLane; i++) {
+        const int r = lane + 32 * i;
+        const int label = r < rows ? labels[r] : 0;
+        slab[i] = r < rows ? label / P::kSlabClusters : P::kMaxSlabs;
+        sub[i] = label % P::kSlabClusters;
+        if (lane < task.slabs) {
+            slab_base[i][lane] = 0;
+        }
+    }
+    __syncwarp();
 #pragma unroll
-                    for (int i = 0; i < kVec; i++) {
-                        partial[c + i] = (first_flush ? 0.0 : partial[c + i]) + double(acc[i]);
-                        acc[i] = 0;
-                    }
+    for (int i = 0; i < kPerLane; i++) {
+        uint32_t peers = 0xffffffffu;
+#pragma unroll
+        for (int bit = 0; bit < P::kSlabBits; bit++) {
+            const bool set = (slab[i] >> bit) & 1;
+            const uint32_t with_bit = __ballot_sync(0xffffffffu, set);
+            peers &= set ? with_bit : ~with_bit;
+        }
+        rank[i] = __popc(peers & lower_lanes);
+        if (rank[i] == 0 && slab[i] < P::kMaxSlabs) {
+            slab_base[i][slab[i]] = __popc(peers);
+        }
+    }
+    __syncwarp();
+    // Lane s: slab s's rows before each i, then its first position.
+    int total = 0, before[kPerLane];
+#pragma unroll
+    for (int i = 0; i < kPerLane; i++) {
+        before[i] = total;
+        total += lane < task.slabs ? slab_base[i][lane] : 0;
+    }
+    int start = total;
+#pragma unroll
+    for (int offset = 1; offset < 32; offset *= 2) {
+        const int up = __shfl_up_sync(0xffffffffu, start, offset);
+        start += lane >= offset ? up : 0;
+    }
+    start -= total;
+    if (lane == 0) {
+        slab_start[task.slabs] = rows;
+    }
+    if (lane < task.slabs) {
+        slab_start[lane] = start;
+#pragma unroll
+        for (int i = 0; i < kPerLane; i++) {
+            slab_base[i][lane] = start + before[i];
+        }
+    }
+    __syncwarp();
+#pragma unroll
+    for (int i = 0; i < kPerLane; i++) {
+        if (slab[i] < P::kMaxSlabs) {
+            const int pos = slab_base[i][slab[i]] + rank[i];
+            sorted_rows[pos] = uint8_t(lane + 32 * i);
+            sorted_subs[pos] = uint8_t(sub[i]);
+        }
+    }
+}
+
+/// Two 16-bit ones or zeros, packed as an mma operand register.
+template <typename T>
+__device__ __forceinline__ uint32_t one_hot_pair(bool lo, bool hi) {
+    constexpr uint32_t kOne = std::is_same_v<T, __half> ? 0x3c00u : 0x3f80u;
+    return (lo ? kOne : 0u) | (hi ? kOne << 16 : 0u);
+}
+
+/// The accumulators of one 16 × 32 tile: sums[n8 product][mma C registers]
+/// and the slab's counts (a ones column; only the dimension tile 0 keeps
+/// them).
+struct TileAccumulators {
+    float sums[P::kTileNs][4];
+    float counts[4];
+};
+
+/// The accumulator tiles of a warp: tiles [first, first + count) of the
+/// block's slabs × dim_tiles (slab-major), so that its tiles of one slab
+/// share each group's one-hot operand: tile j is dimension tile
+/// first + j - s·dim_tiles of slab s.
+struct WarpTiles {
+    int first, count, dim_tiles;
+    int first_slab, last_slab;
+
+    __device__ WarpTiles(int first_, int count_, int dim_tiles_)
+            : first(first_), count(count_), dim_tiles(dim_tiles_) {
+        first_slab = first / dim_tiles;
+        last_slab = count > 0 ? (first + count - 1) / dim_tiles : first_slab - 1;
+    }
+};
+
+/** Adds the staged chunk's rows to the warp's tiles, slab by slab: per
+ * group of 16 sorted rows of the slab, the one-hot operand from their
+ * clusters within the slab (zero past the slab's end), then for each of
+ * the warp's tiles of that slab the rows' 32 coordinates by two
+ * ldmatrix.x4.trans and four products, and for dimension tile 0 one more
+ * against a ones column (the counts). Positions past the slab's end
+ * gather its first row instead (staged, finite: times zero it adds
+ * nothing).
+ *
+ * mma.m16n8k16 operand A (16 clusters × 16 rows): lane holds rows (g, g+8)
+ * × columns (2t, 2t+1, 2t+8, 2t+9), g = lane / 4, t = lane % 4.
+ */
+template <typename T>
+__device__ __forceinline__ void add_chunk_rows(
+        const SmemLayout& l,
+        const unsigned char* smem,
+        int buf,
+        const WarpTiles& tiles,
+        TileAccumulators (&acc)[P::kMaxTilesPerWarp]) {
+    using Recipe = RecipeHalf<T>;
+    const int lane = threadIdx.x % 32;
+    const uint8_t* sorted_rows = smem + l.sorted_rows;
+    const uint8_t* sorted_subs = smem + l.sorted_subs;
+    const int32_t* slab_start = reinterpret_cast<const int32_t*>(smem + l.slab_start);
+    // ldmatrix: lanes 8j..8j+7 address matrix j = (rows +8 if j odd) ×
+    // (dims +8 if j >= 2); each lane one row of 8 coordinates.
+    const unsigned char* points = smem + l.points + buf * l.rows * l.pitch + (lane / 16) * 16;
+    const int gather_row = (lane / 8 % 2) * 8 + lane % 8;
+    const int g = lane / 4, t2 = (lane % 4) * 2;
+    const uint32_t ones = one_hot_pair<T>(true, true);
+    for (int s = tiles.first_slab; s <= tiles.last_slab; s++) {
+        const int begin = slab_start[s], end = slab_start[s + 1];
+        // The warp's tiles of slab s: j in [j_lo, j_hi), dimension tile j - j0.
+        const int j0 = s * tiles.dim_tiles - tiles.first;
+        const int j_lo = max(0, j0), j_hi = min(tiles.count, j0 + tiles.dim_tiles);
+        for (int p0 = begin; p0 < end; p0 += P::kGroupRows) {
+            const auto sub_at = [&](int p) { return p < end ? int(sorted_subs[p]) : -1; };
+            const int e0 = sub_at(p0 + t2), e1 = sub_at(p0 + t2 + 1), e8 = sub_at(p0 + t2 + 8),
+                      e9 = sub_at(p0 + t2 + 9);
+            typename Recipe::FragA a;
+            a.r[0] = one_hot_pair<T>(e0 == g, e1 == g);
+            a.r[1] = one_hot_pair<T>(e0 == g + 8, e1 == g + 8);
+            a.r[2] = one_hot_pair<T>(e8 == g, e9 == g);
+            a.r[3] = one_hot_pair<T>(e8 == g + 8, e9 == g + 8);
+            const int p = p0 + gather_row < end ? p0 + gather_row : begin;
+            const unsigned char* row = points + sorted_rows[p] * l.pitch;
+#pragma unroll
+            for (int j = 0; j < P::kMaxTilesPerWarp; j++) {
+                if (j < j_lo || j >= j_hi) {
+                    continue;
                 }
-                store_floats(sum + c, acc);
-            }
-            if (lane == 0) {
-                if (flush) {
-                    ws.weights[slot + q] = (first_flush ? 0.0 : ws.weights[slot + q]) + double(weight_sum);
-                    weight_sum = 0;
+                const int dt = j - j0;
+#pragma unroll
+                for (int h = 0; h < P::kTileNs / 2; h++) {
+                    uint32_t r[4];
+                    ldmatrix_x4_trans(r, row + dt * P::kTileDims * 2 + h * 32);
+                    const typename Recipe::FragB lo{{r[0], r[1]}}, hi{{r[2], r[3]}};
+                    Recipe::mma(acc[j].sums[2 * h], a, lo);
+                    Recipe::mma(acc[j].sums[2 * h + 1], a, hi);
                 }
-                counts[q] = count;
-                weight_sums[q] = weight_sum;
+                if (dt == 0) {
+                    Recipe::mma(acc[j].counts, a, typename Recipe::FragB{{ones, ones}});
+                }
             }
         }
     }
 }
 
 /** Per slice task (b, p), blocks grid-stride over the B·P tasks: the
- * slice's rows (the p-th of P near-equal runs of problem b's rows), summed
- * per cluster in shared memory (add_chunk), chunk by chunk, the next chunk
- * staged by cp.async while one is summed. Then the slice's partials: each
- * cluster's
- * sums and weight since its last flush are added to (or, never flushed,
- * stored in) its fp64 slot, and its count is stored. Every slot is
- * written, empty clusters' too, so the finish reads no stale value.
+ * slice's rows (the p-th of P near-equal runs of problem b's rows), chunk
+ * by chunk, two chunks staged ahead of the one summed (kStages). Per
+ * chunk, two barriers: the chunk has landed and the previous one is
+ * summed (its stage may be refilled, the ranking rewritten); the ranking
+ * is written. Warp w owns the tiles [w·per_warp, +per_warp); after the
+ * slice it writes their sums (and, for dimension tile 0, the slab's
+ * counts) into the task's slots. Every slot is written, empty clusters'
+ * too, so the finish reads no stale value.
  */
-template <typename T, int kVec>
-__global__ void __launch_bounds__(kThreads)
-        slice_sums_kernel(UpdateArgs args, Workspace ws, SmemLayout layout, int64_t slices, int copy_bytes) {
+template <typename T>
+__global__ void __launch_bounds__(P::kThreads, 2) slice_sums_kernel(UpdateArgs args, Workspace ws, SliceTask task) {
     extern __shared__ __align__(16) unsigned char smem[];
-    float* sums = reinterpret_cast<float*>(smem + layout.sums);
-    float* weight_sums = reinterpret_cast<float*>(smem + layout.weight_sums);
-    uint32_t* counts = reinterpret_cast<uint32_t*>(smem + layout.counts);
-    // k·d and k fit in shared memory; N, B·P < 2^32 (P <= max(1, N / 256)
-    // and B·N < 2^32): 32-bit divisions, no 64-bit division subroutine.
-    const int k = int(args.k), d = int(args.d);
-    const uint32_t n = uint32_t(args.n), p_count = uint32_t(slices);
+    const SmemLayout& l = task.smem;
+    const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+    const int tile_count = task.slabs * task.dim_tiles;
+    const int per_warp = (tile_count + P::kWarps - 1) / P::kWarps;
+    const WarpTiles tiles(warp * per_warp, max(0, min(per_warp, tile_count - warp * per_warp)), task.dim_tiles);
+    const int chunk_rows = l.rows;
+    const int64_t src_ld = args.ldx * int64_t(sizeof(T));
+    const StagingWalk walk(task.d, src_ld, l.pitch);
+    // Coordinates past d up to the dimension tiles' end are zeros the
+    // staging never writes: set once.
+    {
+        const int pad_first = task.d * 2, pad_bytes = task.dim_tiles * P::kTileDims * 2 - pad_first;
+        for (int i = threadIdx.x; i < P::kStages * chunk_rows * pad_bytes; i += P::kThreads) {
+            smem[l.points + i / pad_bytes * l.pitch + pad_first + i % pad_bytes] = 0;
+        }
+    }
     // Slice p has n / P rows, one more for the first n % P slices.
-    const uint32_t slice_rows = n / p_count, longer = n % p_count;
-    const int64_t chunk_rows = layout.rows;
-    const int64_t tasks = args.batch * slices;
-    for (int64_t task = blockIdx.x; task < tasks; task += gridDim.x) {
-        const uint32_t b = uint32_t(task) / p_count, p = uint32_t(task) % p_count;
-        const int64_t first = int64_t(b) * n + int64_t(p) * slice_rows + min(p, longer);
+    const uint32_t slice_rows = task.n / task.slices, longer = task.n % task.slices;
+    const int64_t tasks = args.batch * int64_t(task.slices);
+    for (int64_t id = blockIdx.x; id < tasks; id += gridDim.x) {
+        const uint32_t b = uint32_t(id / task.slices), p = uint32_t(id % task.slices);
+        const int64_t first = int64_t(b) * task.n + int64_t(p) * slice_rows + min(p, longer);
         const int64_t end = first + slice_rows + (p < longer ? 1 : 0);
-        // The previous slice's partials are written: its sums may go.
+        const int chunks = int((end - first + chunk_rows - 1) / chunk_rows);
+        const auto stage = [&](int c) {
+            if (c < chunks) {
+                const int64_t row0 = first + int64_t(c) * chunk_rows;
+                stage_chunk(args, l, walk, src_ld, smem, c % P::kStages, row0, int(min(end - row0, int64_t(chunk_rows))));
+            }
+            // Empty groups too: the wait below always leaves one pending.
+            cp_async_commit();
+        };
+        TileAccumulators acc[P::kMaxTilesPerWarp] = {};
+        // The previous task's chunks are summed: the stages may be refilled.
         __syncthreads();
-        stage_chunk<T>(args, layout, smem, 0, first, int(min(end - first, chunk_rows)), copy_bytes);
-        for (int i = threadIdx.x; i < k * d; i += kThreads) {
-            sums[i] = 0;
+        for (int c = 0; c < P::kStages - 1; c++) {
+            stage(c);
         }
-        for (int q = threadIdx.x; q < k; q += kThreads) {
-            weight_sums[q] = 0;
-            counts[q] = 0;
-        }
-        // Zeros before any add, and before the partials of a slice of no rows.
-        __syncthreads();
-        int buf = 0;
-        for (int64_t row0 = first; row0 < end; row0 += chunk_rows, buf ^= 1) {
-            const int64_t next = row0 + chunk_rows;
-            if (next < end) {
-                stage_chunk<T>(args, layout, smem, buf ^ 1, next, int(min(end - next, chunk_rows)), copy_bytes);
-                cp_async_wait<1>();
-            } else {
-                cp_async_wait<0>();
+        for (int c = 0; c < chunks; c++) {
+            cp_async_wait<P::kStages - 2>();
+            __syncthreads();
+            stage(c + P::kStages - 1);
+            const int buf = c % P::kStages;
+            if (warp == 0) {
+                rank_chunk_by_slab(task, smem, buf, int(min(end - first - int64_t(c) * chunk_rows, int64_t(chunk_rows))));
             }
             __syncthreads();
-            add_chunk<T, kVec>(args, ws, layout, smem, buf, int(min(end - row0, chunk_rows)), task * k);
-            // Every warp is done with this buffer before the chunk after
-            // next is staged into it.
-            __syncthreads();
+            add_chunk_rows<T>(l, smem, buf, tiles, acc);
         }
-        // Any thread may finish any slot: the barrier above orders the
-        // adds and flushes (shared and global) before these reads.
-        double* partial = ws.sums + task * k * d;
-        for (int i = threadIdx.x; i < k * d; i += kThreads) {
-            const bool flushed = counts[i / d] >= kFlushRows;
-            partial[i] = (flushed ? partial[i] : 0.0) + double(sums[i]);
-        }
-        for (int q = threadIdx.x; q < k; q += kThreads) {
-            const int64_t s = task * k + q;
-            const bool flushed = counts[q] >= kFlushRows;
-            ws.weights[s] = (flushed ? ws.weights[s] : 0.0) + double(weight_sums[q]);
-            ws.counts[s] = counts[q];
+        const int64_t slot0 = id * task.k;
+        const int g = lane / 4, t2 = (lane % 4) * 2;
+#pragma unroll
+        for (int j = 0; j < P::kMaxTilesPerWarp; j++) {
+            if (j >= tiles.count) {
+                continue;
+            }
+            const int s = (tiles.first + j) / tiles.dim_tiles, dt = (tiles.first + j) % tiles.dim_tiles;
+#pragma unroll
+            for (int half = 0; half < 2; half++) {
+                const int c = s * P::kSlabClusters + g + 8 * half;
+                if (c >= task.k) {
+                    continue;
+                }
+                float* row = ws.sums + (slot0 + c) * task.d;
+#pragma unroll
+                for (int nt = 0; nt < P::kTileNs; nt++) {
+                    // d is a multiple of 8: both coordinates are in, or neither.
+                    const int dim = dt * P::kTileDims + nt * 8 + t2;
+                    if (dim < task.d) {
+                        *reinterpret_cast<float2*>(row + dim) =
+                                make_float2(acc[j].sums[nt][2 * half], acc[j].sums[nt][2 * half + 1]);
+                    }
+                }
+                if (dt == 0 && t2 == 0) {
+                    const float count = acc[j].counts[2 * half];
+                    ws.counts[slot0 + c] = uint32_t(count);
+                    ws.weights[slot0 + c] = count;
+                }
+            }
         }
     }
 }
@@ -333,9 +491,9 @@ __global__ void __launch_bounds__(kThreads)
 /// cluster_means_kernel's view of every cluster: one partial row per slice
 /// of its problem, in slice order.
 struct SlicePartials {
-    using Value = double;
-    const double* sums;
-    const double* weights;
+    using Value = float;
+    const float* sums;
+    const float* weights;
     const uint32_t* counts;
     uint32_t k;
     int64_t d;
@@ -348,10 +506,10 @@ struct SlicePartials {
     __device__ uint32_t cluster(uint32_t i) const {
         return i;
     }
-    __device__ PartialRows<double> rows(uint32_t q) const {
+    __device__ PartialRows<float> rows(uint32_t q) const {
         // Slot of (problem q / K, slice 0), cluster q % K.
         const int64_t first = int64_t(q / k) * slices * k + q % k;
-        return PartialRows<double>{sums + first * d, int64_t(k) * d, weights + first, counts + first, k, slices};
+        return PartialRows<float>{sums + first * d, int64_t(k) * d, weights + first, counts + first, k, slices};
     }
 };
 
@@ -364,36 +522,15 @@ struct ClusterCounts {
     }
 };
 
-int element_bytes(PointType t) {
-    return t == PointType::F32 ? 4 : 2;
-}
-
-/// The launch's plan: shared memory, slices per problem (P), grid.
-struct Plan {
-    SmemLayout smem;
-    int64_t slices;
-    unsigned grid;
-};
-
-/// The most chunk rows (a multiple of kMinChunkRows, up to kMaxChunkRows)
-/// whose layout fits in `available` bytes; 0 if none does.
-int64_t chunk_rows(const UpdateArgs& args, int64_t available) {
-    for (int64_t rows = kMaxChunkRows; rows >= kMinChunkRows; rows -= kMinChunkRows) {
-        if (smem_layout(args.k, args.d, element_bytes(args.x_type), rows).total <= available) {
-            return rows;
-        }
-    }
-    return 0;
-}
-
 /** Slices per problem: of the counts that keep each slice at least
  * max(kMinSliceRows, k) rows and the B·P tasks within about two waves of
  * `slots` resident blocks, the one that leaves the fewest turns of the
- * waves idle (the smallest such).
+ * waves idle (the smallest such); at least enough that no slice has more
+ * than kMaxSliceRows rows.
  */
 int64_t slices_per_problem(int64_t batch, int64_t n, int64_t k, int64_t slots) {
     const int64_t most =
-            std::max<int64_t>(1, std::min(n / std::max(kMinSliceRows, k), (2 * slots + batch - 1) / batch));
+            std::max<int64_t>(1, std::min(n / std::max(P::kMinSliceRows, k), (2 * slots + batch - 1) / batch));
     int64_t best = 1, best_tasks = batch, best_waves = (batch + slots - 1) / slots;
     for (int64_t p = 2; p <= most; p++) {
         const int64_t tasks = batch * p, waves = (tasks + slots - 1) / slots;
@@ -404,79 +541,84 @@ int64_t slices_per_problem(int64_t batch, int64_t n, int64_t k, int64_t slots) {
             best_waves = waves;
         }
     }
-    return best;
+    return std::max(best, (n + P::kMaxSliceRows - 1) / P::kMaxSliceRows);
 }
 
-/// A deterministic function of the shape, the point type and the current
-/// GPU's limits: workspace size and launch agree.
+/// The launch's plan, a deterministic function of the shape and the
+/// current GPU's SM count: workspace size and launch agree.
+struct Plan {
+    SliceTask task;
+    unsigned grid;
+};
+
 Plan make_plan(const UpdateArgs& args) {
-    const DeviceLimits limits = device_limits();
-    const int64_t rows = chunk_rows(args, int64_t(limits.smem_per_block));
-    FAISS_THROW_IF_NOT_FMT(rows > 0, "on-chip update: k = %ld, d = %ld do not fit in shared memory", long(args.k),
-                           long(args.d));
+    const TileCounts counts = TileCounts::of(args.k, args.d);
+    const int64_t slots = int64_t(device_limits().multiprocessors) * 2;
+    const int64_t slices = slices_per_problem(args.batch, args.n, args.k, slots);
     Plan plan;
-    plan.smem = smem_layout(args.k, args.d, element_bytes(args.x_type), rows);
-    const int64_t resident = std::clamp<int64_t>(
-            int64_t(limits.smem_per_multiprocessor) / (plan.smem.total + int64_t(limits.smem_reserved_per_block)), 1,
-            kMaxBlocksPerSm);
-    const int64_t slots = limits.multiprocessors * resident;
-    plan.slices = slices_per_problem(args.batch, args.n, args.k, slots);
-    plan.grid = unsigned(std::min(args.batch * plan.slices, slots));
+    plan.task = SliceTask{smem_layout(args.d, chunk_rows(args.d)), int(args.k), int(args.d), int(counts.slabs),
+                          int(counts.dim_tiles), uint32_t(args.n), uint32_t(slices)};
+    plan.grid = unsigned(std::min(args.batch * slices, slots));
     return plan;
 }
 
-/// The widest cp.async piece (16, 8 or 4 bytes) that x, the row stride and
-/// a row's d coordinates are all multiples of; else single coordinates
-/// (16-bit ones only: fp32 rows always take 4-byte pieces).
-int copy_bytes(const UpdateArgs& args, int64_t element_bytes) {
-    const uintptr_t x = reinterpret_cast<uintptr_t>(args.x);
-    for (const int64_t bytes : {16, 8, 4}) {
-        if (x % bytes == 0 && args.ldx * element_bytes % bytes == 0 && args.d * element_bytes % bytes == 0) {
-            return int(bytes);
-        }
-    }
-    return int(element_bytes);
+template <typename T>
+void launch_slice_sums(const UpdateArgs& args, const Workspace& ws, const Plan& plan, cudaStream_t stream) {
+    const auto kernel = slice_sums_kernel<T>;
+    const cudaError_t attr =
+            cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, plan.task.smem.total);
+    FAISS_THROW_IF_NOT_FMT(attr == cudaSuccess, "on-chip update: cannot reserve %d bytes of shared memory: %s",
+                           plan.task.smem.total, cudaGetErrorString(attr));
+    kernel<<<plan.grid, P::kThreads, size_t(plan.task.smem.total), stream>>>(args, ws, plan.task);
+    check_launch("slice_sums");
 }
 
-/// The widest run of coordinates per lane (kVec = 4, 2, 1) that d is a
-/// multiple of, so that each run lies in its row and the sums take aligned
-/// vector accesses. Wider is not taken where a warp's lanes would cover
-/// more than one row per pass (idle lanes, no gain).
-template <typename T, int kVec>
-void launch_slice_sums(const UpdateArgs& args, const Workspace& ws, const Plan& plan, cudaStream_t stream) {
-    if constexpr (kVec > 1) {
-        if (args.d % kVec != 0 || args.d < 32 * kVec) {
-            launch_slice_sums<T, kVec / 2>(args, ws, plan, stream);
-            return;
-        }
-    }
-    const auto kernel = slice_sums_kernel<T, kVec>;
-    const cudaError_t attr =
-            cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(plan.smem.total));
-    FAISS_THROW_IF_NOT_FMT(attr == cudaSuccess, "on-chip update: cannot reserve %ld bytes of shared memory: %s",
-                           long(plan.smem.total), cudaGetErrorString(attr));
-    kernel<<<plan.grid, kThreads, size_t(plan.smem.total), stream>>>(
-            args, ws, plan.smem, plan.slices, copy_bytes(args, sizeof(T)));
-    check_launch("slice_sums");
+std::string describe(const char* format, long a, long b = 0, long c = 0) {
+    char buf[256];
+    std::snprintf(buf, sizeof(buf), format, a, b, c);
+    return buf;
 }
 
 } // namespace
 
 OnChipFit onchip_fit(const UpdateArgs& args) {
-    const SmemLayout smallest = smem_layout(args.k, args.d, element_bytes(args.x_type), kMinChunkRows);
-    return OnChipFit{size_t(smallest.total), device_limits().smem_per_block};
+    if (args.x_type == PointType::F32) {
+        return {"on-chip update: it sums 16-bit points exactly on tensor cores; fp32 points take the sort-inverse "
+                "update"};
+    }
+    if (args.weights != nullptr) {
+        return {"on-chip update: it counts points (a one-hot of ones); weighted points take the sort-inverse update"};
+    }
+    const TileCounts counts = TileCounts::of(args.k, args.d);
+    if (counts.tiles() > P::kMaxTiles) {
+        return {describe("on-chip update: the sums of k = %ld clusters of d = %ld dimensions need %ld accumulator "
+                         "tiles of 16 x 32 in registers; a block holds 32",
+                         long(args.k), long(args.d), long(counts.tiles()))};
+    }
+    const bool aligned = reinterpret_cast<uintptr_t>(args.x) % 16 == 0 && args.ldx * 2 % 16 == 0 &&
+            args.d % 8 == 0 && chunk_rows(args.d) > 0;
+    if (!aligned) {
+        return {describe("on-chip update: it stages rows in 16-byte pieces; rows of d = %ld coordinates with a "
+                         "stride of %ld are not all 16-byte aligned",
+                         long(args.d), long(args.ldx))};
+    }
+    return {};
 }
 
 size_t onchip_workspace_bytes(const UpdateArgs& args) {
-    return Workspace(nullptr, args.batch, args.k, args.d, make_plan(args).slices).total;
+    return Workspace(nullptr, args.batch, args.k, args.d, make_plan(args).task.slices).total;
 }
 
 void onchip_update(const UpdateArgs& args, void* workspace, cudaStream_t stream) {
     const Plan plan = make_plan(args);
-    const Workspace ws(workspace, args.batch, args.k, args.d, plan.slices);
-    with_point_type(args.x_type, [&](auto point) { launch_slice_sums<decltype(point), 4>(args, ws, plan, stream); });
+    const Workspace ws(workspace, args.batch, args.k, args.d, plan.task.slices);
+    if (args.x_type == PointType::F16) {
+        launch_slice_sums<__half>(args, ws, plan, stream);
+    } else {
+        launch_slice_sums<__nv_bfloat16>(args, ws, plan, stream);
+    }
     const int64_t clusters = args.batch * args.k;
-    const SlicePartials partials{ws.sums, ws.weights, ws.counts, uint32_t(args.k), args.d, plan.slices,
+    const SlicePartials partials{ws.sums, ws.weights, ws.counts, uint32_t(args.k), args.d, plan.task.slices,
                                  uint32_t(clusters)};
     launch_cluster_means(args, partials, clusters, ws.cluster_shift, ws.cluster_counts, stream);
     launch_problem_stats(args, ClusterCounts{ws.cluster_counts}, ws.cluster_shift, stream);

@@ -1,21 +1,25 @@
-// On-chip centroid update, for shapes whose fp32 sums of every cluster
-// (k × d) fit in one block's shared memory: no sort. Each problem is cut
-// into P contiguous slices of rows; a block sums a slice in shared memory,
-// its rows staged in chunks by cp.async, double-buffered. Warp w owns the
-// clusters q ≡ w (mod 8) and adds the chunk's rows of its clusters in row
-// order, a lane per run of columns: every sum has one writer and a fixed
-// order, without atomics. A cluster's fp32 sum moves into the slice's fp64
-// partial every kFlushRows of its points (as the sort-inverse update sums
-// chunks of at most that many points in fp32), and at the slice's end.
-// A cluster's partial sums are then added in slice order (fp64), its
-// weights and counts by a fixed tree, as the sort-inverse update adds its
-// chunks. Bit-identical run to run on a given GPU (the slicing follows its
-// SM count and shared memory).
-// The dispatcher's entry points (update_centroids.cuh has the contract).
+// On-chip centroid update on tensor cores, for 16-bit points, unweighted,
+// whose k × d fp32 sums fit in one block's registers: no global sort, no
+// second pass over a sorted order. Each problem is cut into P contiguous
+// slices of rows; a block sums a slice, its rows staged in chunks by
+// cp.async, double-buffered. A chunk's rows are grouped by slab (16
+// consecutive clusters) with a stable warp ranking in shared memory; the
+// sums of a slab are then one-hot matrix products on mma.sync,
+//   sums[16 clusters × 32 dims] += onehot[16 × 16 rows] · X[16 rows × 32 dims],
+// the rows of X gathered by ldmatrix.trans from the staged chunk, so a row
+// costs the products of its own slab only (k/16 times fewer than a dense
+// one-hot). A ones column of the same product counts each cluster's rows.
+// Each warp owns up to four 16 × 32 accumulator tiles for the whole slice;
+// the tensor cores add 16-bit values exactly into fp32 in a fixed order.
+// The slices' fp32 partials are added in slice order in fp64. No atomics:
+// bit-identical run to run on a given GPU (the slicing follows its SM
+// count). The dispatcher's entry points (update_centroids.cuh has the
+// contract).
 
 #pragma once
 
 #include <cstddef>
+#include <string>
 
 #include <cuda_runtime_api.h>
 
@@ -24,14 +28,13 @@
 namespace faiss_flash {
 namespace kernels {
 
-/// Shared memory the on-chip update needs for a shape (with its smallest
-/// chunk), and what the current GPU gives one block.
+/// Whether a shape and its points can take the on-chip update; if not,
+/// why (a sentence naming the values).
 struct OnChipFit {
-    size_t needed;
-    size_t available;
+    std::string why_not; ///< empty where it fits
 
     bool fits() const {
-        return needed <= available;
+        return why_not.empty();
     }
 };
 

@@ -14,11 +14,7 @@ UpdateStrategy update_strategy(const UpdateArgs& args) {
         return UpdateStrategy::SortInverse;
     }
     const OnChipFit fit = onchip_fit(args);
-    FAISS_THROW_IF_NOT_FMT(
-            fit.fits() || args.strategy != UpdateStrategy::OnChip,
-            "on-chip update: the sums of k = %ld clusters of d = %ld dimensions need %zd bytes of shared "
-            "memory per block (with the smallest chunk of points); this GPU gives a block %zd",
-            long(args.k), long(args.d), fit.needed, fit.available);
+    FAISS_THROW_IF_NOT_FMT(fit.fits() || args.strategy != UpdateStrategy::OnChip, "%s", fit.why_not.c_str());
     return fit.fits() ? UpdateStrategy::OnChip : UpdateStrategy::SortInverse;
 }
 

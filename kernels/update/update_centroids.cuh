@@ -2,9 +2,10 @@
 // means of their points; frozen ones untouched), cluster weights and
 // per-problem statistics, bit-identical run to run. Two strategies compute
 // the same contract: sort-inverse (sort_inverse_update.cuh: a radix sort
-// groups each cluster's points, any k) and on-chip (onchip_update.cuh:
-// per-block sums of every cluster in shared memory, no sort, for k·d that
-// fits). Host-facing declarations.
+// groups each cluster's points, any k, any points) and on-chip
+// (onchip_update.cuh: per-block sums of every cluster as one-hot products
+// on tensor cores, held in registers, no global sort; 16-bit unweighted
+// points whose k·d fits). Host-facing declarations.
 
 #pragma once
 
@@ -26,8 +27,8 @@ struct UpdateStats {
     int64_t n_empty;         ///< updated clusters with zero weight
 };
 
-/// How the update groups the points by cluster. Auto takes OnChip where
-/// the shape's sums fit in a block's shared memory on the current GPU.
+/// How the update groups the points by cluster. Auto takes OnChip where it
+/// fits (onchip_update.cuh), SortInverse elsewhere.
 enum class UpdateStrategy { Auto, SortInverse, OnChip };
 
 struct UpdateArgs {
