@@ -22,6 +22,10 @@ namespace {
 struct SliceSumsPolicy {
     static constexpr int kWarps = 8;
     static constexpr int kThreads = 32 * kWarps;
+    /// Stages the chunks' labels, ranks each chunk by slab (one chunk
+    /// ahead, while the others sum) and counts the clusters' rows; owns
+    /// tiles only where the others cannot hold them all.
+    static constexpr int kRankingWarp = kWarps - 1;
     /// Clusters of a slab: the m of mma.m16n8k16, rows of the one-hot operand.
     static constexpr int kSlabClusters = 16;
     /// Rows of a chunk one product adds: the mma's k.
@@ -30,9 +34,9 @@ struct SliceSumsPolicy {
     /// ldmatrix.x4.trans per group of rows.
     static constexpr int kTileDims = 32;
     static constexpr int kTileNs = kTileDims / 8;
-    /// 16 × 32 fp32 per tile is 16 registers a lane, plus 4 of counts:
-    /// four tiles keep a block within 128 registers a thread, two blocks
-    /// per SM (one stages while the other sums).
+    /// 16 × 32 fp32 per tile is 16 registers a lane: four tiles and the
+    /// next tile's fragments keep a block within 128 registers a thread,
+    /// two blocks per SM (one stages while the other sums).
     static constexpr int kMaxTilesPerWarp = 4;
     static constexpr int kMaxTiles = kWarps * kMaxTilesPerWarp;
     static constexpr int kMaxSlabs = kMaxTiles;
@@ -76,17 +80,31 @@ struct TileCounts {
     }
 };
 
-/// Byte offsets of the regions of the dynamic shared memory.
+/// Byte offsets of the regions of the dynamic shared memory. The ranking
+/// is double-buffered: the next chunk's is written while this one's is read.
 struct SmemLayout {
     int rows;        ///< staged per chunk
     int pitch;       ///< bytes of a staged row
     int labels;      ///< kStages × rows int32
-    int sorted_rows; ///< rows + kGroupRows uint8: chunk rows grouped by slab, stable
-    int sorted_subs; ///< likewise: their cluster within the slab
-    int slab_start;  ///< kMaxSlabs + 1 int32: first sorted position of each slab
-    int slab_base;   ///< kMaxChunkRows / 32 × kMaxSlabs int32: the ranking's counts, then bases
+    int ranked;      ///< 2 × ranked_bytes: a chunk's ranking (below)
+    int ranked_bytes;
+    int slab_base;   ///< kMaxChunkRows / 32 × kMaxSlabs int32: the ranking's scratch
+    int counts;      ///< kMaxSlabs × kSlabClusters uint32: the slice's rows per cluster
     int points;      ///< kStages × rows × pitch, 16-byte aligned
     int total;
+
+    // A ranking: sorted row indices (uint8, stable within a slab), their
+    // cluster within the slab (uint8), each with kGroupRows of slack for
+    // a group's reads past the end, then kMaxSlabs + 1 int32 slab starts.
+    __host__ __device__ int sorted_rows(int buf) const {
+        return ranked + buf * ranked_bytes;
+    }
+    __host__ __device__ int sorted_subs(int buf) const {
+        return sorted_rows(buf) + rows + P::kGroupRows;
+    }
+    __host__ __device__ int slab_start(int buf) const {
+        return sorted_rows(buf) + ranked_bytes - (P::kMaxSlabs + 1) * 4;
+    }
 };
 
 SmemLayout smem_layout(int64_t d, int rows) {
@@ -94,11 +112,11 @@ SmemLayout smem_layout(int64_t d, int rows) {
     l.rows = rows;
     l.pitch = int(TileCounts::of(1, d).dim_tiles * P::kTileDims * 2 + P::kRowSkewBytes);
     l.labels = 0;
-    l.sorted_rows = l.labels + P::kStages * rows * 4;
-    l.sorted_subs = l.sorted_rows + rows + P::kGroupRows;
-    l.slab_start = int(align_up(l.sorted_subs + rows + P::kGroupRows, 4));
-    l.slab_base = l.slab_start + (P::kMaxSlabs + 1) * 4;
-    l.points = int(align_up(l.slab_base + P::kMaxChunkRows / 32 * P::kMaxSlabs * 4, 16));
+    l.ranked = l.labels + P::kStages * rows * 4;
+    l.ranked_bytes = int(align_up(2 * (rows + P::kGroupRows), 4)) + (P::kMaxSlabs + 1) * 4;
+    l.slab_base = l.ranked + 2 * l.ranked_bytes;
+    l.counts = l.slab_base + P::kMaxChunkRows / 32 * P::kMaxSlabs * 4;
+    l.points = int(align_up(l.counts + P::kMaxSlabs * P::kSlabClusters * 4, 16));
     l.total = l.points + P::kStages * rows * l.pitch;
     return l;
 }
@@ -171,9 +189,9 @@ struct StagingWalk {
     }
 };
 
-/// Stages rows [row0, row0 + rows) into stage buf: their labels (4-byte
-/// pieces) and points (16-byte pieces at the layout's pitch), one cp.async
-/// group with the caller's commit.
+/// Stages rows [row0, row0 + rows) into stage buf: their points (16-byte
+/// pieces at the layout's pitch) and, by the ranking warp alone (so that
+/// it can wait for them by itself), their labels. The caller commits.
 __device__ __forceinline__ void stage_chunk(
         const UpdateArgs& args,
         const SmemLayout& l,
@@ -183,8 +201,10 @@ __device__ __forceinline__ void stage_chunk(
         int buf,
         int64_t row0,
         int rows) {
-    if (int(threadIdx.x) < rows) {
-        cp_async<4>(smem + l.labels + (buf * l.rows + threadIdx.x) * 4, args.labels + row0 + threadIdx.x);
+    if (int(threadIdx.x) / 32 == P::kRankingWarp) {
+        for (int r = threadIdx.x % 32; r < rows; r += 32) {
+            cp_async<4>(smem + l.labels + (buf * l.rows + r) * 4, args.labels + row0 + r);
+        }
     }
     const unsigned char* src = static_cast<const unsigned char*>(args.x) + (row0 + walk.first_row) * src_ld +
             walk.first_piece * 16;
@@ -192,6 +212,7 @@ __device__ __forceinline__ void stage_chunk(
     int r = walk.first_row, c = walk.first_piece;
     if (walk.step_pieces == 0) {
         // Whole rows per step (d / 8 divides kThreads): the piece stays.
+#pragma unroll 4
         for (; r < rows; r += walk.step_rows) {
             cp_async<16>(dst, src);
             src += walk.src_step;
@@ -214,23 +235,26 @@ __device__ __forceinline__ void stage_chunk(
     }
 }
 
-/** Groups the staged chunk's rows by slab, stably, by one warp: lane l
- * holds rows l + 32·i. Per i, kSlabBits ballots give each row the mask of
- * its peers (the rows of its slab among those 32), hence its rank among
- * them; the peers' leader records their count; lane s then adds slab s's
- * counts over i into its base per i, and a warp scan orders the slabs.
- * Writes the sorted row indices, their cluster within the slab, and each
- * slab's first position (slab_start[slabs] = rows).
+/** Ranks the staged chunk in stage `stage` by slab into ranking `buf`,
+ * stably, by one warp, and counts its rows per cluster (shared atomics on
+ * integers: exact, in any order). Lane l holds rows l + 32·i. Per i,
+ * kSlabBits ballots give each row the mask of its peers (the rows of its
+ * slab among those 32), hence its rank among them; the peers' leader
+ * records their count; lane s then adds slab s's counts over i into its
+ * base per i, and a warp scan orders the slabs. Writes the sorted row
+ * indices, their cluster within the slab, and each slab's first position
+ * (slab_start[slabs] = rows).
  */
-__device__ __forceinline__ void rank_chunk_by_slab(const SliceTask& task, unsigned char* smem, int buf, int rows) {
+__device__ __forceinline__ void rank_chunk_by_slab(const SliceTask& task, unsigned char* smem, int stage, int buf, int rows) {
     constexpr int kPerLane = P::kMaxChunkRows / 32;
     const SmemLayout& l = task.smem;
     const int lane = threadIdx.x % 32;
-    const int32_t* labels = reinterpret_cast<const int32_t*>(smem + l.labels) + buf * l.rows;
-    uint8_t* sorted_rows = smem + l.sorted_rows;
-    uint8_t* sorted_subs = smem + l.sorted_subs;
-    int32_t* slab_start = reinterpret_cast<int32_t*>(smem + l.slab_start);
+    const int32_t* labels = reinterpret_cast<const int32_t*>(smem + l.labels) + stage * l.rows;
+    uint8_t* sorted_rows = smem + l.sorted_rows(buf);
+    uint8_t* sorted_subs = smem + l.sorted_subs(buf);
+    int32_t* slab_start = reinterpret_cast<int32_t*>(smem + l.slab_start(buf));
     int32_t (*slab_base)[P::kMaxSlabs] = reinterpret_cast<int32_t (*)[P::kMaxSlabs]>(smem + l.slab_base);
+    uint32_t* counts = reinterpret_cast<uint32_t*>(smem + l.counts);
     const uint32_t lower_lanes = (1u << lane) - 1;
     int slab[kPerLane], sub[kPerLane], rank[kPerLane];
 #pragma unroll
@@ -239,6 +263,9 @@ __device__ __forceinline__ void rank_chunk_by_slab(const SliceTask& task, unsign
         const int label = r < rows ? labels[r] : 0;
         slab[i] = r < rows ? label / P::kSlabClusters : P::kMaxSlabs;
         sub[i] = label % P::kSlabClusters;
+        if (r < rows) {
+            atomicAdd(counts + label, 1u);
+        }
         if (lane < task.slabs) {
             slab_base[i][lane] = 0;
         }
@@ -292,6 +319,9 @@ __device__ __forceinline__ void rank_chunk_by_slab(const SliceTask& task, unsign
             sorted_subs[pos] = uint8_t(sub[i]);
         }
     }
+    // The scratch is rewritten by the next ranking, the counts read at the
+    // slice's end: both by this warp.
+    __syncwarp();
 }
 
 /// Two 16-bit ones or zeros, packed as an mma operand register.
@@ -301,18 +331,13 @@ __device__ __forceinline__ uint32_t one_hot_pair(bool lo, bool hi) {
     return (lo ? kOne : 0u) | (hi ? kOne << 16 : 0u);
 }
 
-/// The accumulators of one 16 × 32 tile: sums[n8 product][mma C registers]
-/// and the slab's counts (a ones column; only the dimension tile 0 keeps
-/// them).
-struct TileAccumulators {
-    float sums[P::kTileNs][4];
-    float counts[4];
-};
+/// The accumulators of one 16 × 32 tile: [n8 product][mma C registers].
+using TileSums = float[P::kTileNs][4];
 
 /// The accumulator tiles of a warp: tiles [first, first + count) of the
 /// block's slabs × dim_tiles (slab-major), so that its tiles of one slab
 /// share each group's one-hot operand: tile j is dimension tile
-/// first + j - s·dim_tiles of slab s.
+/// j - j0 of slab s, j0 = s·dim_tiles - first.
 struct WarpTiles {
     int first, count, dim_tiles;
     int first_slab, last_slab;
@@ -328,10 +353,9 @@ struct WarpTiles {
  * group of 16 sorted rows of the slab, the one-hot operand from their
  * clusters within the slab (zero past the slab's end), then for each of
  * the warp's tiles of that slab the rows' 32 coordinates by two
- * ldmatrix.x4.trans and four products, and for dimension tile 0 one more
- * against a ones column (the counts). Positions past the slab's end
- * gather its first row instead (staged, finite: times zero it adds
- * nothing).
+ * ldmatrix.x4.trans (the next tile's issued before this one's products)
+ * and four products. Positions past the slab's end gather its first row
+ * instead (staged, finite: times zero it adds nothing).
  *
  * mma.m16n8k16 operand A (16 clusters × 16 rows): lane holds rows (g, g+8)
  * × columns (2t, 2t+1, 2t+8, 2t+9), g = lane / 4, t = lane % 4.
@@ -340,23 +364,22 @@ template <typename T>
 __device__ __forceinline__ void add_chunk_rows(
         const SmemLayout& l,
         const unsigned char* smem,
+        int stage,
         int buf,
         const WarpTiles& tiles,
-        TileAccumulators (&acc)[P::kMaxTilesPerWarp]) {
+        TileSums (&acc)[P::kMaxTilesPerWarp]) {
     using Recipe = RecipeHalf<T>;
     const int lane = threadIdx.x % 32;
-    const uint8_t* sorted_rows = smem + l.sorted_rows;
-    const uint8_t* sorted_subs = smem + l.sorted_subs;
-    const int32_t* slab_start = reinterpret_cast<const int32_t*>(smem + l.slab_start);
+    const uint8_t* sorted_rows = smem + l.sorted_rows(buf);
+    const uint8_t* sorted_subs = smem + l.sorted_subs(buf);
+    const int32_t* slab_start = reinterpret_cast<const int32_t*>(smem + l.slab_start(buf));
     // ldmatrix: lanes 8j..8j+7 address matrix j = (rows +8 if j odd) ×
     // (dims +8 if j >= 2); each lane one row of 8 coordinates.
-    const unsigned char* points = smem + l.points + buf * l.rows * l.pitch + (lane / 16) * 16;
+    const unsigned char* points = smem + l.points + stage * l.rows * l.pitch + (lane / 16) * 16;
     const int gather_row = (lane / 8 % 2) * 8 + lane % 8;
     const int g = lane / 4, t2 = (lane % 4) * 2;
-    const uint32_t ones = one_hot_pair<T>(true, true);
     for (int s = tiles.first_slab; s <= tiles.last_slab; s++) {
         const int begin = slab_start[s], end = slab_start[s + 1];
-        // The warp's tiles of slab s: j in [j_lo, j_hi), dimension tile j - j0.
         const int j0 = s * tiles.dim_tiles - tiles.first;
         const int j_lo = max(0, j0), j_hi = min(tiles.count, j0 + tiles.dim_tiles);
         for (int p0 = begin; p0 < end; p0 += P::kGroupRows) {
@@ -370,22 +393,27 @@ __device__ __forceinline__ void add_chunk_rows(
             a.r[3] = one_hot_pair<T>(e8 == g + 8, e9 == g + 8);
             const int p = p0 + gather_row < end ? p0 + gather_row : begin;
             const unsigned char* row = points + sorted_rows[p] * l.pitch;
+            uint32_t frag[2][2][4];
+            const auto load = [&](int j, uint32_t (&f)[2][4]) {
+                const unsigned char* tile_row = row + (j - j0) * P::kTileDims * 2;
+                ldmatrix_x4_trans(f[0], tile_row);
+                ldmatrix_x4_trans(f[1], tile_row + 32);
+            };
+            if (j_lo == 0) {
+                load(0, frag[0]);
+            }
 #pragma unroll
             for (int j = 0; j < P::kMaxTilesPerWarp; j++) {
-                if (j < j_lo || j >= j_hi) {
-                    continue;
+                if (j + 1 < P::kMaxTilesPerWarp && j + 1 >= j_lo && j + 1 < j_hi) {
+                    load(j + 1, frag[(j + 1) % 2]);
                 }
-                const int dt = j - j0;
+                if (j >= j_lo && j < j_hi) {
 #pragma unroll
-                for (int h = 0; h < P::kTileNs / 2; h++) {
-                    uint32_t r[4];
-                    ldmatrix_x4_trans(r, row + dt * P::kTileDims * 2 + h * 32);
-                    const typename Recipe::FragB lo{{r[0], r[1]}}, hi{{r[2], r[3]}};
-                    Recipe::mma(acc[j].sums[2 * h], a, lo);
-                    Recipe::mma(acc[j].sums[2 * h + 1], a, hi);
-                }
-                if (dt == 0) {
-                    Recipe::mma(acc[j].counts, a, typename Recipe::FragB{{ones, ones}});
+                    for (int h = 0; h < P::kTileNs / 2; h++) {
+                        const uint32_t(&f)[4] = frag[j % 2][h];
+                        Recipe::mma(acc[j][2 * h], a, typename Recipe::FragB{{f[0], f[1]}});
+                        Recipe::mma(acc[j][2 * h + 1], a, typename Recipe::FragB{{f[2], f[3]}});
+                    }
                 }
             }
         }
@@ -394,31 +422,39 @@ __device__ __forceinline__ void add_chunk_rows(
 
 /** Per slice task (b, p), blocks grid-stride over the B·P tasks: the
  * slice's rows (the p-th of P near-equal runs of problem b's rows), chunk
- * by chunk, two chunks staged ahead of the one summed (kStages). Per
- * chunk, two barriers: the chunk has landed and the previous one is
- * summed (its stage may be refilled, the ranking rewritten); the ranking
- * is written. Warp w owns the tiles [w·per_warp, +per_warp); after the
- * slice it writes their sums (and, for dimension tile 0, the slab's
- * counts) into the task's slots. Every slot is written, empty clusters'
- * too, so the finish reads no stale value.
+ * by chunk, two chunks staged ahead of the one summed (kStages). One
+ * barrier per chunk: the chunk has landed, its ranking is written, and
+ * the previous chunk is summed (its stage may be refilled, the other
+ * ranking buffer rewritten). The ranking warp ranks the next chunk after
+ * its share of this one. Warp w owns the tiles [w·per_warp, +per_warp);
+ * after the slice it writes their sums, and the ranking warp the
+ * clusters' counts, into the task's slots. Every slot is written, empty
+ * clusters' too, so the finish reads no stale value.
  */
 template <typename T>
 __global__ void __launch_bounds__(P::kThreads, 2) slice_sums_kernel(UpdateArgs args, Workspace ws, SliceTask task) {
     extern __shared__ __align__(16) unsigned char smem[];
     const SmemLayout& l = task.smem;
     const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+    const bool ranks = warp == P::kRankingWarp;
     const int tile_count = task.slabs * task.dim_tiles;
     const int per_warp = (tile_count + P::kWarps - 1) / P::kWarps;
     const WarpTiles tiles(warp * per_warp, max(0, min(per_warp, tile_count - warp * per_warp)), task.dim_tiles);
     const int chunk_rows = l.rows;
     const int64_t src_ld = args.ldx * int64_t(sizeof(T));
     const StagingWalk walk(task.d, src_ld, l.pitch);
+    uint32_t* counts = reinterpret_cast<uint32_t*>(smem + l.counts);
     // Coordinates past d up to the dimension tiles' end are zeros the
-    // staging never writes: set once.
+    // staging never writes: set once. The counts start at zero.
     {
         const int pad_first = task.d * 2, pad_bytes = task.dim_tiles * P::kTileDims * 2 - pad_first;
         for (int i = threadIdx.x; i < P::kStages * chunk_rows * pad_bytes; i += P::kThreads) {
             smem[l.points + i / pad_bytes * l.pitch + pad_first + i % pad_bytes] = 0;
+        }
+        if (ranks) {
+            for (int c = lane; c < task.k; c += 32) {
+                counts[c] = 0;
+            }
         }
     }
     // Slice p has n / P rows, one more for the first n % P slices.
@@ -429,32 +465,45 @@ __global__ void __launch_bounds__(P::kThreads, 2) slice_sums_kernel(UpdateArgs a
         const int64_t first = int64_t(b) * task.n + int64_t(p) * slice_rows + min(p, longer);
         const int64_t end = first + slice_rows + (p < longer ? 1 : 0);
         const int chunks = int((end - first + chunk_rows - 1) / chunk_rows);
+        const auto rows_of = [&](int c) { return int(min(end - first - int64_t(c) * chunk_rows, int64_t(chunk_rows))); };
         const auto stage = [&](int c) {
             if (c < chunks) {
-                const int64_t row0 = first + int64_t(c) * chunk_rows;
-                stage_chunk(args, l, walk, src_ld, smem, c % P::kStages, row0, int(min(end - row0, int64_t(chunk_rows))));
+                stage_chunk(args, l, walk, src_ld, smem, c % P::kStages, first + int64_t(c) * chunk_rows, rows_of(c));
             }
-            // Empty groups too: the wait below always leaves one pending.
+            // Empty groups too: every wait below leaves the newest pending.
             cp_async_commit();
         };
-        TileAccumulators acc[P::kMaxTilesPerWarp] = {};
+        TileSums acc[P::kMaxTilesPerWarp] = {};
         // The previous task's chunks are summed: the stages may be refilled.
         __syncthreads();
         for (int c = 0; c < P::kStages - 1; c++) {
             stage(c);
         }
+        if (ranks) {
+            cp_async_wait<P::kStages - 2>();
+            __syncwarp();
+            rank_chunk_by_slab(task, smem, 0, 0, rows_of(0));
+        }
         for (int c = 0; c < chunks; c++) {
             cp_async_wait<P::kStages - 2>();
             __syncthreads();
             stage(c + P::kStages - 1);
-            const int buf = c % P::kStages;
-            if (warp == 0) {
-                rank_chunk_by_slab(task, smem, buf, int(min(end - first - int64_t(c) * chunk_rows, int64_t(chunk_rows))));
+            add_chunk_rows<T>(l, smem, c % P::kStages, c % 2, tiles, acc);
+            if (ranks && c + 1 < chunks) {
+                // Chunk c + 1's labels, this warp's own copies.
+                cp_async_wait<P::kStages - 2>();
+                __syncwarp();
+                rank_chunk_by_slab(task, smem, (c + 1) % P::kStages, (c + 1) % 2, rows_of(c + 1));
             }
-            __syncthreads();
-            add_chunk_rows<T>(l, smem, buf, tiles, acc);
         }
         const int64_t slot0 = id * task.k;
+        if (ranks) {
+            for (int c = lane; c < task.k; c += 32) {
+                ws.counts[slot0 + c] = counts[c];
+                ws.weights[slot0 + c] = float(counts[c]);
+                counts[c] = 0;
+            }
+        }
         const int g = lane / 4, t2 = (lane % 4) * 2;
 #pragma unroll
         for (int j = 0; j < P::kMaxTilesPerWarp; j++) {
@@ -474,14 +523,8 @@ __global__ void __launch_bounds__(P::kThreads, 2) slice_sums_kernel(UpdateArgs a
                     // d is a multiple of 8: both coordinates are in, or neither.
                     const int dim = dt * P::kTileDims + nt * 8 + t2;
                     if (dim < task.d) {
-                        *reinterpret_cast<float2*>(row + dim) =
-                                make_float2(acc[j].sums[nt][2 * half], acc[j].sums[nt][2 * half + 1]);
+                        *reinterpret_cast<float2*>(row + dim) = make_float2(acc[j][nt][2 * half], acc[j][nt][2 * half + 1]);
                     }
-                }
-                if (dt == 0 && t2 == 0) {
-                    const float count = acc[j].counts[2 * half];
-                    ws.counts[slot0 + c] = uint32_t(count);
-                    ws.weights[slot0 + c] = count;
                 }
             }
         }
@@ -587,7 +630,8 @@ OnChipFit onchip_fit(const UpdateArgs& args) {
                 "update"};
     }
     if (args.weights != nullptr) {
-        return {"on-chip update: it counts points (a one-hot of ones); weighted points take the sort-inverse update"};
+        return {"on-chip update: its one-hot products weigh every point 1; weighted points take the sort-inverse "
+                "update"};
     }
     const TileCounts counts = TileCounts::of(args.k, args.d);
     if (counts.tiles() > P::kMaxTiles) {
