@@ -1,7 +1,8 @@
 // The CUDA backend against fp64 references: every operand arithmetic, odd
 // shapes, poisoned outputs, determinism, batches beyond the 65535 grid
 // limit, the device-pointer API, out-of-memory, steps replayed as CUDA
-// graphs. Skips visibly without a GPU.
+// graphs; the centroid update kernel itself, each strategy forced. Skips
+// visibly without a GPU.
 
 #include <gtest/gtest.h>
 
@@ -10,7 +11,10 @@
 #include <cstring>
 #include <functional>
 #include <memory>
+#include <random>
+#include <string>
 #include <tuple>
+#include <vector>
 
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
@@ -22,6 +26,7 @@
 #include <faiss_flash/engine/backend_factory.h>
 #include <faiss_flash/gpu/CudaBackend.h>
 #include <faiss_flash/gpu/DeviceKMeans.h>
+#include <kernels/update/update_centroids.cuh>
 
 #include "test_utils.h"
 
@@ -304,12 +309,308 @@ void check_step(int64_t B, int64_t n, int64_t k, int64_t d, int64_t* large, int6
 TEST_F(Gpu, StepMatchesFp64UpdateAndStats) {
     int64_t large = 0, empties = 0;
     check_step(3, 5000, 77, 45, &large, &empties);
-    // Clusters of more than one chunk go through partial rows, the others
-    // (empty ones too) finish in the chunk kernel: cover both.
+    // Clusters of more than 256 points go through fp64 partials (the sort
+    // path's chunk rows, the on-chip path's flushes), the others (empty
+    // ones too) not: cover both.
     check_step(2, 12000, 9, 130, &large, &empties);
     EXPECT_GT(large, 0);
     check_step(1, 700, 300, 8, &large, &empties);
     EXPECT_GT(empties, 0);
+}
+
+/// Labels of B problems of n points in [0, k): the middle third of each
+/// problem's rows, in one run, goes to the last cluster (larger than a
+/// slice of the on-chip update: its fp32 sums flush), the others are
+/// uniform, except that clusters c ≡ 2 (mod 3) but the last stay empty
+/// (their draws go to the last one too).
+std::vector<int32_t> skewed_labels(int64_t B, int64_t n, int64_t k, uint64_t seed) {
+    std::mt19937_64 rng(seed);
+    const int64_t hot = k - 1;
+    std::vector<int32_t> labels(B * n);
+    for (int64_t b = 0; b < B; b++) {
+        for (int64_t i = 0; i < n; i++) {
+            int64_t l = int64_t(rng() % uint64_t(k));
+            if ((i >= n / 3 && i < 2 * n / 3) || (k >= 3 && l % 3 == 2)) {
+                l = hot;
+            }
+            labels[b * n + i] = int32_t(l);
+        }
+    }
+    return labels;
+}
+
+/// The inputs of one kernels::update_centroids call, on the host: B·N rows
+/// of ldx values (the columns past d are data the update must not read).
+struct UpdateProblem {
+    int64_t B, n, k, d, ldx, k_frozen;
+    PointType type;
+    TypedPoints x;
+    std::vector<float> weights; ///< empty: none
+    std::vector<int32_t> labels;
+    std::vector<float> centroids; ///< the initial ones
+};
+
+UpdateProblem make_update_problem(
+        int64_t B,
+        int64_t n,
+        int64_t k,
+        int64_t d,
+        int64_t ldx,
+        const std::vector<float>& raw,
+        PointType type,
+        bool weighted,
+        uint64_t seed) {
+    UpdateProblem p{B, n, k, d, ldx, k / 4, type, make_points(raw, type), {}, skewed_labels(B, n, k, seed), {}};
+    if (weighted) {
+        p.weights.resize(B * n);
+        for (size_t i = 0; i < p.weights.size(); i++) {
+            // Some zero weights: counted points, no weight.
+            p.weights[i] = i % 17 == 0 ? 0.0f : 0.25f + (i % 13) / 4.0f;
+        }
+    }
+    p.centroids = randn(B * k * d, seed + 1);
+    return p;
+}
+
+/// A shape as update_centroids' arguments, rows of d values, no data.
+kernels::UpdateArgs shape_args(int64_t B, int64_t n, int64_t k, int64_t d, PointType type,
+                               kernels::UpdateStrategy strategy) {
+    // x, ldx, x_type, weights, labels, batch, n, k, d, k_frozen, centroids,
+    // cluster_weights, stats, strategy.
+    return kernels::UpdateArgs{nullptr, d, type, nullptr, nullptr, B, n, k, d, 0, nullptr, nullptr, nullptr, strategy};
+}
+
+struct UpdateResult {
+    std::vector<float> centroids, cluster_weights;
+    std::vector<kernels::UpdateStats> stats;
+};
+
+/// kernels::update_centroids on device copies, x starting x_offset
+/// elements into its allocation (misaligned for x_offset odd); the cluster
+/// weights, stats and workspace are NaN-filled first.
+UpdateResult run_update(const UpdateProblem& p, kernels::UpdateStrategy strategy, int64_t x_offset) {
+    const size_t element = p.type == PointType::F32 ? 4 : 2;
+    const size_t x_bytes = element * p.B * p.n * p.ldx;
+    DeviceBuffer xd;
+    xd.allocate(x_bytes + element * x_offset, "test points");
+    char* x = xd.as<char>() + element * x_offset;
+    const void* x_host = p.type == PointType::F32 ? static_cast<const void*>(p.x.values.data()) : p.x.bits.data();
+    EXPECT_EQ(cudaMemcpy(x, x_host, x_bytes, cudaMemcpyHostToDevice), cudaSuccess);
+    DeviceBuffer wd = p.weights.empty() ? DeviceBuffer() : upload(p.weights.data(), 4 * p.weights.size());
+    DeviceBuffer ld = upload(p.labels.data(), 4 * p.labels.size());
+    DeviceBuffer cd = upload(p.centroids.data(), 4 * p.centroids.size());
+    const std::vector<float> nan_weights(p.B * p.k, std::nanf(""));
+    DeviceBuffer hd = upload(nan_weights.data(), 4 * nan_weights.size());
+    DeviceBuffer sd;
+    sd.allocate(sizeof(kernels::UpdateStats) * p.B, "test stats");
+    EXPECT_EQ(cudaMemset(sd.as<void>(), 0xff, sizeof(kernels::UpdateStats) * p.B), cudaSuccess);
+
+    kernels::UpdateArgs a = shape_args(p.B, p.n, p.k, p.d, p.type, strategy);
+    a.x = x;
+    a.ldx = p.ldx;
+    a.weights = wd.as<float>();
+    a.labels = ld.as<int32_t>();
+    a.k_frozen = p.k_frozen;
+    a.centroids = cd.as<float>();
+    a.cluster_weights = hd.as<float>();
+    a.stats = sd.as<kernels::UpdateStats>();
+    DeviceBuffer ws;
+    ws.allocate(kernels::update_workspace_bytes(a), "test workspace");
+    EXPECT_EQ(cudaMemset(ws.as<void>(), 0xff, ws.bytes()), cudaSuccess);
+    kernels::update_centroids(a, ws.as<void>(), nullptr);
+    EXPECT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+
+    UpdateResult r{std::vector<float>(p.centroids.size()), std::vector<float>(p.B * p.k),
+                   std::vector<kernels::UpdateStats>(p.B)};
+    EXPECT_EQ(cudaMemcpy(r.centroids.data(), cd.as<void>(), 4 * r.centroids.size(), cudaMemcpyDeviceToHost),
+              cudaSuccess);
+    EXPECT_EQ(cudaMemcpy(r.cluster_weights.data(), hd.as<void>(), 4 * r.cluster_weights.size(),
+                         cudaMemcpyDeviceToHost),
+              cudaSuccess);
+    EXPECT_EQ(cudaMemcpy(r.stats.data(), sd.as<void>(), sizeof(kernels::UpdateStats) * p.B, cudaMemcpyDeviceToHost),
+              cudaSuccess);
+    return r;
+}
+
+/// The update against fp64 sums of the values as stored, with check_step's
+/// tolerances; frozen centroids bit for bit.
+void expect_update_matches(const UpdateProblem& p, const UpdateResult& r) {
+    const int64_t k = p.k, d = p.d;
+    for (int64_t b = 0; b < p.B; b++) {
+        std::vector<double> sum(k * d, 0), wsum(k, 0), cnt(k, 0);
+        for (int64_t i = 0; i < p.n; i++) {
+            const int64_t row = b * p.n + i, l = p.labels[row];
+            const double w = p.weights.empty() ? 1.0 : p.weights[row];
+            wsum[l] += w;
+            cnt[l] += 1;
+            for (int64_t j = 0; j < d; j++) {
+                sum[l * d + j] += w * p.x.values[row * p.ldx + j];
+            }
+        }
+        double sq = 0, shift = 0;
+        int64_t empty = 0;
+        for (int64_t c = 0; c < k; c++) {
+            sq += cnt[c] * cnt[c];
+            empty += c >= p.k_frozen && wsum[c] == 0;
+            ASSERT_NEAR(r.cluster_weights[b * k + c], wsum[c], 1e-5 * (1 + wsum[c])) << "problem " << b << " cluster " << c;
+            for (int64_t j = 0; j < d; j++) {
+                const int64_t e = (b * k + c) * d + j;
+                const float got = r.centroids[e], old = p.centroids[e];
+                if (c < p.k_frozen) {
+                    ASSERT_EQ(0, std::memcmp(&got, &old, 4)) << "frozen centroid " << c << " dim " << j;
+                } else {
+                    const double expect = wsum[c] == 0 ? 0.0 : sum[c * d + j] / wsum[c];
+                    ASSERT_NEAR(got, expect, 2e-5 * (1 + std::fabs(expect)))
+                            << "problem " << b << " centroid " << c << " dim " << j;
+                }
+                shift += (double(got) - old) * (double(got) - old);
+            }
+        }
+        EXPECT_NEAR(r.stats[b].centroid_shift, shift, 1e-12 * shift) << "problem " << b;
+        EXPECT_NEAR(r.stats[b].imbalance_factor, sq * k / (double(p.n) * p.n), 1e-9) << "problem " << b;
+        EXPECT_EQ(r.stats[b].n_empty, empty) << "problem " << b;
+    }
+}
+
+const char* strategy_name(kernels::UpdateStrategy s) {
+    return s == kernels::UpdateStrategy::OnChip ? "on-chip" : s == kernels::UpdateStrategy::SortInverse ? "sort" : "auto";
+}
+
+const char* type_name(PointType t) {
+    return t == PointType::F16 ? "fp16" : t == PointType::BF16 ? "bf16" : "fp32";
+}
+
+/// The args run_update passes for p (pointers stand-ins with the same
+/// alignment), for the strategy queries.
+kernels::UpdateArgs problem_args(const UpdateProblem& p, kernels::UpdateStrategy strategy, int64_t x_offset) {
+    kernels::UpdateArgs a = shape_args(p.B, p.n, p.k, p.d, p.type, strategy);
+    const size_t element = p.type == PointType::F32 ? 4 : 2;
+    a.x = reinterpret_cast<const void*>(uintptr_t(256 + element * x_offset));
+    a.ldx = p.ldx;
+    a.weights = p.weights.empty() ? nullptr : reinterpret_cast<const float*>(uintptr_t(256));
+    return a;
+}
+
+TEST_F(Gpu, UpdateKernelMatchesFp64EveryStrategy) {
+    using kernels::UpdateStrategy;
+    int64_t on_chip_runs = 0;
+    for (int64_t B : {1, 3}) {
+        for (int64_t d : {1, 3, 8, 17, 40, 128, 130}) {
+            for (int64_t k : {1, 7, 100, 293}) {
+                const int64_t n = 1031 + 2 * k;
+                // B = 3: rows padded past d and x one element off its
+                // allocation: misaligned rows (the on-chip update refuses
+                // them, the sort-inverse update takes narrower loads).
+                const int64_t ldx = B == 1 ? d : d + 3, x_offset = B == 1 ? 0 : 1;
+                const uint64_t seed = fresh_seed();
+                const std::vector<float> raw = randn(B * n * ldx, seed);
+                for (PointType type : {PointType::F32, PointType::F16, PointType::BF16}) {
+                    for (bool weighted : {false, true}) {
+                        const UpdateProblem p = make_update_problem(B, n, k, d, ldx, raw, type, weighted, seed + 2);
+                        for (UpdateStrategy s : {UpdateStrategy::SortInverse, UpdateStrategy::OnChip, UpdateStrategy::Auto}) {
+                            SCOPED_TRACE(::testing::Message()
+                                         << strategy_name(s) << " " << type_name(type) << " B=" << B << " n=" << n
+                                         << " k=" << k << " d=" << d << " ldx=" << ldx << " weighted=" << weighted
+                                         << " seed=" << seed);
+                            const bool fits = kernels::update_strategy(problem_args(p, UpdateStrategy::Auto, x_offset)) ==
+                                    UpdateStrategy::OnChip;
+                            // Where the on-chip update takes it: 16-bit,
+                            // unweighted, aligned rows, k·d within 32 tiles.
+                            const bool expect_fit = type != PointType::F32 && !weighted && B == 1 && d % 8 == 0 &&
+                                    (k + 15) / 16 * ((d + 31) / 32) <= 32;
+                            ASSERT_EQ(fits, expect_fit);
+                            if (s == UpdateStrategy::OnChip && !fits) {
+                                const std::string msg = error_of([&] {
+                                    kernels::update_workspace_bytes(problem_args(p, s, x_offset));
+                                });
+                                EXPECT_NE(msg.find("on-chip update"), std::string::npos) << msg;
+                                continue;
+                            }
+                            on_chip_runs += s != UpdateStrategy::SortInverse && fits;
+                            expect_update_matches(p, run_update(p, s, x_offset));
+                            if (::testing::Test::HasFatalFailure()) {
+                                return;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    EXPECT_GT(on_chip_runs, 20);
+}
+
+TEST_F(Gpu, OnChipUpdateTwoRunsAreBitIdentical) {
+    const uint64_t seed = fresh_seed();
+    SCOPED_TRACE(seed);
+    // Many slices of many chunks, a hot cluster of a third of the rows.
+    const int64_t B = 2, n = 400009, k = 64, d = 48;
+    for (PointType type : {PointType::F16, PointType::BF16}) {
+        const UpdateProblem p = make_update_problem(B, n, k, d, d, randn(B * n * d, seed), type, false, seed + 2);
+        ASSERT_EQ(kernels::update_strategy(problem_args(p, kernels::UpdateStrategy::Auto, 0)),
+                  kernels::UpdateStrategy::OnChip);
+        const UpdateResult a = run_update(p, kernels::UpdateStrategy::OnChip, 0);
+        const UpdateResult b = run_update(p, kernels::UpdateStrategy::OnChip, 0);
+        EXPECT_EQ(0, std::memcmp(a.centroids.data(), b.centroids.data(), 4 * a.centroids.size())) << type_name(type);
+        EXPECT_EQ(0, std::memcmp(a.cluster_weights.data(), b.cluster_weights.data(), 4 * a.cluster_weights.size()))
+                << type_name(type);
+        EXPECT_EQ(0, std::memcmp(a.stats.data(), b.stats.data(), sizeof(kernels::UpdateStats) * B)) << type_name(type);
+        expect_update_matches(p, a);
+    }
+}
+
+TEST_F(Gpu, OnChipAndSortInverseUpdatesAgree) {
+    const uint64_t seed = fresh_seed();
+    SCOPED_TRACE(seed);
+    const int64_t B = 8, n = 50021, k = 100, d = 128;
+    const UpdateProblem p =
+            make_update_problem(B, n, k, d, d, randn(B * n * d, seed), PointType::F16, false, seed + 2);
+    const UpdateResult on_chip = run_update(p, kernels::UpdateStrategy::OnChip, 0);
+    const UpdateResult sorted = run_update(p, kernels::UpdateStrategy::SortInverse, 0);
+    for (size_t e = 0; e < sorted.centroids.size(); e++) {
+        ASSERT_NEAR(on_chip.centroids[e], sorted.centroids[e], 2e-5 * (1 + std::fabs(sorted.centroids[e]))) << e;
+    }
+    // Counts are exact either way.
+    EXPECT_EQ(0, std::memcmp(on_chip.cluster_weights.data(), sorted.cluster_weights.data(),
+                             4 * sorted.cluster_weights.size()));
+    for (int64_t b = 0; b < B; b++) {
+        EXPECT_NEAR(on_chip.stats[b].centroid_shift, sorted.stats[b].centroid_shift, 1e-5 * sorted.stats[b].centroid_shift);
+        // The same counts, added in the same order.
+        EXPECT_EQ(on_chip.stats[b].imbalance_factor, sorted.stats[b].imbalance_factor);
+        EXPECT_EQ(on_chip.stats[b].n_empty, sorted.stats[b].n_empty);
+    }
+}
+
+TEST_F(Gpu, OnChipUpdateRefusalsNameTheReason) {
+    using kernels::UpdateStrategy;
+    struct Refused {
+        kernels::UpdateArgs args;
+        std::vector<std::string> named;
+    };
+    kernels::UpdateArgs weighted = shape_args(1, 10000, 100, 128, PointType::F16, UpdateStrategy::OnChip);
+    weighted.weights = reinterpret_cast<const float*>(uintptr_t(256));
+    kernels::UpdateArgs misaligned = shape_args(1, 10000, 100, 128, PointType::BF16, UpdateStrategy::OnChip);
+    misaligned.ldx = 131;
+    const Refused refused[] = {
+            {shape_args(1, 10000, 100, 128, PointType::F32, UpdateStrategy::OnChip), {"fp32"}},
+            {weighted, {"weighted"}},
+            // 2000 × 256 fp32 sums: 1000 tiles of 16 × 32.
+            {shape_args(1, 10000, 2000, 256, PointType::F16, UpdateStrategy::OnChip), {"k = 2000", "d = 256", "registers"}},
+            {misaligned, {"16-byte", "stride of 131"}},
+    };
+    for (const Refused& r : refused) {
+        for (const std::string& msg : {error_of([&] { kernels::update_workspace_bytes(r.args); }),
+                                       error_of([&] { kernels::update_centroids(r.args, nullptr, nullptr); })}) {
+            for (const std::string& word : r.named) {
+                EXPECT_NE(msg.find(word), std::string::npos) << msg;
+            }
+        }
+        kernels::UpdateArgs automatic = r.args;
+        automatic.strategy = UpdateStrategy::Auto;
+        EXPECT_EQ(kernels::update_strategy(automatic), UpdateStrategy::SortInverse);
+    }
+    EXPECT_EQ(kernels::update_strategy(shape_args(1, 10000, 100, 128, PointType::F16, UpdateStrategy::Auto)),
+              UpdateStrategy::OnChip);
 }
 
 TEST_F(Gpu, TwoRunsAreBitIdentical) {

@@ -298,6 +298,24 @@ void CudaBackend::launch_assign(bool with_distances) {
                               step_objectives(step_out_), stream_);
 }
 
+kernels::UpdateArgs CudaBackend::update_args(int64_t k_frozen) const {
+    kernels::UpdateArgs u;
+    u.x = x_;
+    u.ldx = ldx_;
+    u.x_type = x_type_;
+    u.weights = weights_;
+    u.labels = labels_.as<int32_t>();
+    u.batch = shape_.batch;
+    u.n = shape_.n;
+    u.k = shape_.k;
+    u.d = shape_.d;
+    u.k_frozen = k_frozen;
+    u.centroids = centroids_.as<float>();
+    u.cluster_weights = cluster_weights_.as<float>();
+    u.stats = step_stats(step_out_);
+    return u;
+}
+
 bool CudaBackend::stream_can_capture() const {
     return stream_ != nullptr && stream_ != cudaStreamLegacy;
 }
@@ -319,21 +337,7 @@ void CudaBackend::enqueue_step(int64_t k_frozen, bool timed, bool into_graph) {
     launch_assign(false);
     mark(events_[1]);
 
-    kernels::UpdateArgs u;
-    u.x = x_;
-    u.ldx = ldx_;
-    u.x_type = x_type_;
-    u.weights = weights_;
-    u.labels = labels_.as<int32_t>();
-    u.batch = shape_.batch;
-    u.n = shape_.n;
-    u.k = shape_.k;
-    u.d = shape_.d;
-    u.k_frozen = k_frozen;
-    u.centroids = centroids_.as<float>();
-    u.cluster_weights = cluster_weights_.as<float>();
-    u.stats = step_stats(step_out_);
-    kernels::update_centroids(u, workspace_.as<void>(), stream_);
+    kernels::update_centroids(update_args(k_frozen), workspace_.as<void>(), stream_);
     mark(events_[2]);
 
     // The one read-back of the step: B stat records and B objectives, one
@@ -378,13 +382,11 @@ void CudaBackend::assign_update(int64_t k_frozen, StepResult* results, StepTimin
                 "CUDA graph; a step returns its results to the host, so it cannot be part of the caller's graph");
     }
     // Allocated on the first update only: assignment-only users (the
-    // IndexFlatFlash search hook) never pay for the sort's scratch. Before
+    // IndexFlatFlash search hook) never pay for the update's scratch. Before
     // any capture (a graph cannot allocate); a reallocation (a new size)
     // invalidates a captured step even where the address comes back.
     const size_t workspace_bytes = workspace_.bytes();
-    workspace_.allocate(
-            kernels::update_workspace_bytes(shape_.batch, shape_.n, shape_.k, shape_.d),
-            "the sort-inverse update workspace");
+    workspace_.allocate(kernels::update_workspace_bytes(update_args(k_frozen)), "the centroid update workspace");
     if (workspace_.bytes() != workspace_bytes) {
         binding_++;
     }

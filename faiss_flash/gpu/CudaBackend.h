@@ -1,4 +1,4 @@
-// The CUDA backend: FlashAssign (kernels/assign) + sort-inverse update
+// The CUDA backend: FlashAssign (kernels/assign) + centroid update
 // (kernels/update) behind the LloydBackend interface, on one explicit
 // stream. Points and centroids stay on the GPU between steps; a step reads
 // back only B objectives and B small stat records, and is replayed as one
@@ -17,7 +17,7 @@
 #include <faiss_flash/gpu/cuda_check.h>
 
 #include <kernels/assign/flash_assign.cuh>
-#include <kernels/update/sort_inverse_update.cuh>
+#include <kernels/update/update_centroids.cuh>
 
 namespace faiss_flash {
 namespace gpu {
@@ -121,6 +121,7 @@ class CudaBackend : public LloydBackend {
     /// FlashAssign into labels_ / distances_ / the objectives; async.
     void launch_assign(bool with_distances);
     kernels::AssignArgs assign_args(bool with_distances) const;
+    kernels::UpdateArgs update_args(int64_t k_frozen) const;
     /// False on the legacy default stream, where capture is illegal.
     bool stream_can_capture() const;
     /** Every launch of one step and the copy of its outputs into

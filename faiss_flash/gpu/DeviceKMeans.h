@@ -15,7 +15,7 @@
 #include <faiss_flash/FlashClustering.h>
 #include <faiss_flash/engine/LloydBackend.h>
 
-#include <kernels/update/sort_inverse_update.cuh>
+#include <kernels/update/update_centroids.cuh>
 
 namespace faiss_flash {
 namespace gpu {

@@ -1,6 +1,7 @@
 // Block-level global -> shared tile copies with cp.async (sm_80+), 16 bytes
 // per thread per copy, zero-filled outside the valid rows/columns so the
-// tensor cores see zeros in tile tails (their products add nothing).
+// tensor cores see zeros in tile tails (their products add nothing); and
+// the plain cp.async pieces of rows copied as they are.
 
 #pragma once
 
@@ -14,6 +15,19 @@ __device__ __forceinline__ void cp_async_16(void* smem, const void* gmem, bool v
     const uint32_t dst = static_cast<uint32_t>(__cvta_generic_to_shared(smem));
     const int src_bytes = valid ? 16 : 0;
     asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(gmem), "r"(src_bytes));
+}
+
+/// kBytes (4, 8 or 16) async copy, both addresses aligned to kBytes;
+/// 16-byte pieces bypass L1 (the smaller ones cannot).
+template <int kBytes>
+__device__ __forceinline__ void cp_async(void* smem, const void* gmem) {
+    const uint32_t dst = static_cast<uint32_t>(__cvta_generic_to_shared(smem));
+    if constexpr (kBytes == 16) {
+        asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(dst), "l"(gmem));
+    } else {
+        static_assert(kBytes == 4 || kBytes == 8, "cp.async copies 4, 8 or 16 bytes");
+        asm volatile("cp.async.ca.shared.global [%0], [%1], %2;\n" ::"r"(dst), "l"(gmem), "n"(kBytes));
+    }
 }
 
 __device__ __forceinline__ void cp_async_commit() {

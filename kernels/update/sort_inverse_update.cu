@@ -1,9 +1,9 @@
 // Sort-inverse update kernels and their launch helper (see .cuh).
 
 #include "sort_inverse_update.cuh"
+#include "update_common.cuh"
 #include "../util/launch_check.h"
 #include "../util/point_load.cuh"
-#include "../warp/warp_reduce.cuh"
 
 #include <algorithm>
 
@@ -23,16 +23,9 @@ namespace {
 /// usual k-means shapes fit in one chunk, whose warp then finishes the
 /// cluster itself; a hot cluster still spreads over many warps.
 constexpr int kChunkRows = 256;
-constexpr int kWarpsPerBlock = 8;
 /// Rows of a chunk whose loads a lane issues before it adds any of them:
 /// one row at a time leaves the chunk sum latency bound.
 constexpr int kRowsInFlight = 8;
-/// Dimensions per thread in one pass of cluster_means_kernel: independent
-/// fp64 chains over the cluster's chunks.
-constexpr int kMeanDimsPerThread = 4;
-/// Chunks whose partial rows a thread of cluster_means_kernel loads before
-/// it adds any of them.
-constexpr int kMeanChunksInFlight = 8;
 
 /// Chunks of cluster q, the scan's input: at least one, so that an empty
 /// cluster has a warp to finish it like any single-chunk one (its chunk
@@ -116,20 +109,6 @@ int key_bits(int64_t clusters) {
     return bits;
 }
 
-unsigned blocks_for(int64_t items, int threads) {
-    return unsigned(std::min<int64_t>((items + threads - 1) / threads, int64_t(1) << 20));
-}
-
-/// Blocks of `threads` that fill the current GPU about once (2048 threads
-/// per SM): the grid of a loop over work that only the device has counted.
-unsigned one_wave(int threads) {
-    int device = 0, sms = 0;
-    const bool ok = cudaGetDevice(&device) == cudaSuccess &&
-            cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device) == cudaSuccess;
-    FAISS_THROW_IF_NOT_MSG(ok, "sort-inverse update: cannot query the GPU's SM count");
-    return unsigned(sms * std::max(1, 2048 / threads));
-}
-
 /// B·N and B·K are < 2^32 (checked at launch), so 32-bit arithmetic is
 /// exact here and avoids a 64-bit division per point.
 __global__ void make_keys_kernel(const int32_t* labels, uint32_t n, uint32_t k, int64_t rows, uint32_t* keys, uint32_t* row_ids) {
@@ -175,43 +154,6 @@ __device__ int64_t owning_cluster(const int64_t* chunk_start, int64_t clusters, 
         lo += count * stride;
     }
     return lo;
-}
-
-/// p must be aligned to the vector accesses: 16 bytes, or 4·kCount if less.
-template <int kCount>
-__device__ __forceinline__ void store_floats(float* p, const float (&v)[kCount]) {
-    if constexpr (kCount % 4 == 0) {
-#pragma unroll
-        for (int i = 0; i < kCount; i += 4) {
-            *reinterpret_cast<float4*>(p + i) = make_float4(v[i], v[i + 1], v[i + 2], v[i + 3]);
-        }
-    } else if constexpr (kCount == 2) {
-        *reinterpret_cast<float2*>(p) = make_float2(v[0], v[1]);
-    } else {
-        static_assert(kCount == 1, "runs of 1, 2 or a multiple of 4 coordinates");
-        p[0] = v[0];
-    }
-}
-
-template <int kCount>
-__device__ __forceinline__ void load_floats(const float* p, float (&v)[kCount]) {
-    if constexpr (kCount % 4 == 0) {
-#pragma unroll
-        for (int i = 0; i < kCount; i += 4) {
-            const float4 f = *reinterpret_cast<const float4*>(p + i);
-            v[i] = f.x;
-            v[i + 1] = f.y;
-            v[i + 2] = f.z;
-            v[i + 3] = f.w;
-        }
-    } else if constexpr (kCount == 2) {
-        const float2 f = *reinterpret_cast<const float2*>(p);
-        v[0] = f.x;
-        v[1] = f.y;
-    } else {
-        static_assert(kCount == 1, "runs of 1, 2 or a multiple of 4 coordinates");
-        v[0] = p[0];
-    }
 }
 
 /// A chunk entry staged in shared memory, read by all lanes at once.
@@ -319,9 +261,7 @@ __global__ void __launch_bounds__(32 * kWarpsPerBlock) chunk_sums_kernel(UpdateA
                 float mean[kVec];
 #pragma unroll
                 for (int i = 0; i < kVec; i++) {
-                    mean[i] = weight == 0 ? 0.0f : float(double(acc[i]) / weight);
-                    const double delta = double(mean[i]) - old[i];
-                    shift = __fma_rn(delta, delta, shift);
+                    mean[i] = updated_coordinate(double(acc[i]), weight, old[i], shift);
                 }
                 store_floats(centroid + dim, mean);
             }
@@ -339,139 +279,38 @@ __global__ void __launch_bounds__(32 * kWarpsPerBlock) chunk_sums_kernel(UpdateA
     }
 }
 
-/// Per cluster of several chunks (as listed by chunk_sums_kernel), by a
-/// team of kTeam threads (a warp, or the whole block): its weight (fp64,
-/// lane-strided over its chunks, then warp_sum), its mean (fp64 over its
-/// partial rows in chunk order; frozen untouched) and its shift, the sum
-/// of its coordinates' squared moves: each thread adds its own coordinates
-/// in order, then warp_sum (and, for a block, a fixed order over the
-/// warps). A cluster's arithmetic does not depend on the team that takes
-/// it, so the list's order (set by atomics) does not reach the results.
-template <int kTeam>
-__global__ void __launch_bounds__(kTeam == 32 ? 32 * kWarpsPerBlock : kTeam)
-        cluster_means_kernel(UpdateArgs args, Workspace ws) {
-    constexpr int kTeamsPerBlock = kTeam == 32 ? kWarpsPerBlock : 1;
-    constexpr int kPassDims = kTeam * kMeanDimsPerThread;
-    __shared__ double s_warp_shift[kTeam / 32];
-    const int t = threadIdx.x % kTeam;
-    const int team = threadIdx.x / kTeam;
-    const int64_t d = args.d;
-    const uint32_t listed = *ws.multi_count;
-    for (uint32_t i = blockIdx.x * kTeamsPerBlock + team; i < listed; i += gridDim.x * kTeamsPerBlock) {
-        const uint32_t q = ws.multi[i];
-        const int64_t g0 = ws.chunk_start[q], g1 = ws.chunk_start[q + 1];
-        double weight_sum = 0;
-        for (int64_t g = g0 + t % 32; g < g1; g += 32) {
-            weight_sum += ws.partial_weights[g];
-        }
-        // The mean divides by the weight as stored, in fp32.
-        const float weight = float(warp_sum(weight_sum));
-        if (t == 0) {
-            args.cluster_weights[q] = weight;
-        }
-        if (q % uint32_t(args.k) < args.k_frozen) {
-            if (t == 0) {
-                ws.cluster_shift[q] = 0;
-            }
-            continue;
-        }
-        float* centroid = args.centroids + q * d;
-        double shift = 0;
-        for (int64_t pass = 0; pass < d; pass += kPassDims) {
-            // Dimensions past d read the last one, and are not written:
-            // unconditional loads let the compiler overlap them.
-            int64_t column[kMeanDimsPerThread];
-            float old[kMeanDimsPerThread];
-#pragma unroll
-            for (int j = 0; j < kMeanDimsPerThread; j++) {
-                column[j] = min(pass + t + j * kTeam, d - 1);
-                old[j] = centroid[column[j]];
-            }
-            double sum[kMeanDimsPerThread] = {};
-            for (int64_t g = g0; g < g1; g += kMeanChunksInFlight) {
-                // Chunks past the last read the last one, and are not added.
-                float v[kMeanChunksInFlight][kMeanDimsPerThread];
-#pragma unroll
-                for (int c = 0; c < kMeanChunksInFlight; c++) {
-                    const float* partial = ws.partials + min(g + c, g1 - 1) * d;
-#pragma unroll
-                    for (int j = 0; j < kMeanDimsPerThread; j++) {
-                        v[c][j] = partial[column[j]];
-                    }
-                }
-#pragma unroll
-                for (int c = 0; c < kMeanChunksInFlight; c++) {
-                    if (g + c < g1) {
-#pragma unroll
-                        for (int j = 0; j < kMeanDimsPerThread; j++) {
-                            sum[j] += v[c][j];
-                        }
-                    }
-                }
-            }
-#pragma unroll
-            for (int j = 0; j < kMeanDimsPerThread; j++) {
-                const int64_t dim = pass + t + j * kTeam;
-                if (dim < d) {
-                    const float updated = weight == 0 ? 0.0f : float(sum[j] / weight);
-                    const double delta = double(updated) - old[j];
-                    shift = __fma_rn(delta, delta, shift);
-                    centroid[dim] = updated;
-                }
-            }
-        }
-        shift = warp_sum(shift);
-        if constexpr (kTeam > 32) {
-            if (t % 32 == 0) {
-                s_warp_shift[t / 32] = shift;
-            }
-            __syncthreads();
-            if (t == 0) {
-                for (int w = 1; w < kTeam / 32; w++) {
-                    shift += s_warp_shift[w];
-                }
-            }
-            __syncthreads();
-        }
-        if (t == 0) {
-            ws.cluster_shift[q] = shift;
-        }
-    }
-}
+/// cluster_means_kernel's view of the clusters of several chunks: those
+/// chunk_sums_kernel listed, each with its chunks' partial rows in chunk
+/// order.
+struct ListedChunks {
+    using Value = float;
+    const int64_t* chunk_start;
+    const uint32_t* multi;
+    const uint32_t* multi_count;
+    const float* partials;
+    const float* partial_weights;
+    int64_t d;
 
-/// One block per problem, fixed-order reductions over its clusters.
-__global__ void problem_stats_kernel(UpdateArgs args, Workspace ws) {
-    __shared__ double s_shift[256], s_sq[256];
-    __shared__ long long s_empty[256];
-    const int64_t b = blockIdx.x;
-    double shift = 0, sq = 0;
-    long long empty = 0;
-    for (int64_t c = threadIdx.x; c < args.k; c += blockDim.x) {
-        const int64_t q = b * args.k + c;
-        const double count = double(ws.offsets[q + 1] - ws.offsets[q]);
-        sq += count * count;
-        empty += c >= args.k_frozen && args.cluster_weights[q] == 0;
+    __device__ uint32_t size() const {
+        return *multi_count;
     }
-    for (int64_t c = threadIdx.x; c < args.k; c += blockDim.x) {
-        shift += ws.cluster_shift[b * args.k + c]; // frozen ones are 0
+    __device__ uint32_t cluster(uint32_t i) const {
+        return multi[i];
     }
-    s_shift[threadIdx.x] = shift;
-    s_sq[threadIdx.x] = sq;
-    s_empty[threadIdx.x] = empty;
-    __syncthreads();
-    for (int stride = blockDim.x / 2; stride > 0; stride /= 2) {
-        if (threadIdx.x < stride) {
-            s_shift[threadIdx.x] += s_shift[threadIdx.x + stride];
-            s_sq[threadIdx.x] += s_sq[threadIdx.x + stride];
-            s_empty[threadIdx.x] += s_empty[threadIdx.x + stride];
-        }
-        __syncthreads();
+    __device__ PartialRows<float> rows(uint32_t q) const {
+        const int64_t g0 = chunk_start[q];
+        return PartialRows<float>{partials + g0 * d, d, partial_weights + g0, nullptr, 1, chunk_start[q + 1] - g0};
     }
-    if (threadIdx.x == 0) {
-        const double n = double(args.n);
-        args.stats[b] = UpdateStats{s_shift[0], s_sq[0] * args.k / (n * n), s_empty[0]};
+};
+
+/// A cluster's points: the length of its sorted segment.
+struct SegmentCounts {
+    const int64_t* offsets;
+
+    __device__ int64_t operator()(int64_t q) const {
+        return offsets[q + 1] - offsets[q];
     }
-}
+};
 
 /// The widest access (kVecBytes, halving down to one element) for which
 /// every lane's run of coordinates is aligned and inside its row: x, the
@@ -499,29 +338,14 @@ void launch_chunk_sums(const UpdateArgs& args, const Workspace& ws, int64_t clus
     check_launch("chunk_sums");
 }
 
-/// How many clusters have several chunks only the device knows: teams for
-/// the most there can be, at most about one wave of them.
-template <int kTeam>
-void launch_cluster_means(const UpdateArgs& args, const Workspace& ws, cudaStream_t stream) {
-    constexpr int kTeamsPerBlock = kTeam == 32 ? kWarpsPerBlock : 1;
-    constexpr int kThreads = kTeam * kTeamsPerBlock;
-    const unsigned blocks = std::min(blocks_for(ws.max_multi, kTeamsPerBlock), one_wave(kThreads));
-    cluster_means_kernel<kTeam><<<blocks, kThreads, 0, stream>>>(args, ws);
-    check_launch("cluster_means");
-}
-
 } // namespace
 
-size_t update_workspace_bytes(int64_t batch, int64_t n, int64_t k, int64_t d) {
+size_t sort_inverse_workspace_bytes(int64_t batch, int64_t n, int64_t k, int64_t d) {
     return Workspace(nullptr, batch, n, k, d).total;
 }
 
-void update_centroids(const UpdateArgs& args, void* workspace, cudaStream_t stream) {
+void sort_inverse_update(const UpdateArgs& args, void* workspace, cudaStream_t stream) {
     const int64_t rows = args.batch * args.n, clusters = args.batch * args.k;
-    FAISS_THROW_IF_NOT_FMT(
-            rows < (int64_t(1) << 32) && clusters < (int64_t(1) << 32),
-            "sort-inverse update: B·N = %ld points and B·K = %ld clusters must each be < 2^32",
-            long(rows), long(clusters));
     Workspace ws(workspace, args.batch, args.n, args.k, args.d);
 
     make_keys_kernel<<<blocks_for(rows, 256), 256, 0, stream>>>(
@@ -538,33 +362,15 @@ void update_centroids(const UpdateArgs& args, void* workspace, cudaStream_t stre
     const cudaError_t scan_err = cub::DeviceScan::InclusiveSum(
             ws.scan_temp, scan_bytes, chunk_counts(ws.offsets), ws.chunk_start + 1, clusters, stream);
     FAISS_THROW_IF_NOT_FMT(scan_err == cudaSuccess, "chunk scan failed: %s", cudaGetErrorString(scan_err));
-    switch (args.x_type) {
-        case PointType::F16:
-            launch_chunk_sums<__half, 16>(args, ws, clusters, stream);
-            break;
-        case PointType::BF16:
-            launch_chunk_sums<__nv_bfloat16, 16>(args, ws, clusters, stream);
-            break;
-        default:
-            launch_chunk_sums<float, 16>(args, ws, clusters, stream);
-    }
+    with_point_type(args.x_type, [&](auto point) {
+        launch_chunk_sums<decltype(point), 16>(args, ws, clusters, stream);
+    });
     // Where no cluster can have several chunks, chunk_sums finished them all.
     if (ws.max_multi > 0) {
-        // Enough threads per cluster for kMeanDimsPerThread dimensions
-        // each, up to a block.
-        const int64_t mean_threads = (args.d + kMeanDimsPerThread - 1) / kMeanDimsPerThread;
-        if (mean_threads <= 32) {
-            launch_cluster_means<32>(args, ws, stream);
-        } else if (mean_threads <= 64) {
-            launch_cluster_means<64>(args, ws, stream);
-        } else if (mean_threads <= 128) {
-            launch_cluster_means<128>(args, ws, stream);
-        } else {
-            launch_cluster_means<256>(args, ws, stream);
-        }
+        const ListedChunks listed{ws.chunk_start, ws.multi, ws.multi_count, ws.partials, ws.partial_weights, args.d};
+        launch_cluster_means(args, listed, ws.max_multi, ws.cluster_shift, nullptr, stream);
     }
-    problem_stats_kernel<<<unsigned(args.batch), 256, 0, stream>>>(args, ws);
-    check_launch("problem_stats");
+    launch_problem_stats(args, SegmentCounts{ws.offsets}, ws.cluster_shift, stream);
 }
 
 } // namespace kernels

@@ -11,7 +11,7 @@
 #include <cuda_runtime_api.h>
 
 #include "../assign/flash_assign.cuh"
-#include "../update/sort_inverse_update.cuh"
+#include "../update/update_centroids.cuh"
 
 namespace faiss_flash {
 namespace kernels {

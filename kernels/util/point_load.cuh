@@ -10,7 +10,7 @@
 #include <cstdint>
 #include <cstring>
 
-#include "../update/sort_inverse_update.cuh"
+#include "../update/update_centroids.cuh"
 
 namespace faiss_flash {
 namespace kernels {
@@ -66,6 +66,12 @@ struct PointVector {
     /// p must be aligned to sizeof(Bits).
     __device__ __forceinline__ void load(const T* p) {
         bits = __ldg(reinterpret_cast<const Bits*>(p));
+    }
+
+    /// From a copy in shared memory (__ldg reads global memory only); p
+    /// aligned likewise.
+    __device__ __forceinline__ void load_shared(const T* p) {
+        bits = *reinterpret_cast<const Bits*>(p);
     }
 
     __device__ __forceinline__ void to_float(float (&out)[kCount]) const {

@@ -25,6 +25,15 @@ __device__ __forceinline__ void ldmatrix_x4(uint32_t (&r)[4], const void* smem_r
                  : "r"(addr));
 }
 
+/// ldmatrix.x4.trans: the same four matrices, each transposed as it is
+/// loaded -- from row-major [k][n] rows, the "col" B operand of mma.
+__device__ __forceinline__ void ldmatrix_x4_trans(uint32_t (&r)[4], const void* smem_row) {
+    const uint32_t addr = static_cast<uint32_t>(__cvta_generic_to_shared(smem_row));
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(addr));
+}
+
 /// 16-bit operands (fp16 or bf16), m16n8k16, fp32 accumulation: exact
 /// products of the 16-bit values.
 template <typename Half>
