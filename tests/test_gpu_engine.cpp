@@ -559,6 +559,18 @@ TEST_F(Gpu, OnChipUpdateTwoRunsAreBitIdentical) {
     }
 }
 
+TEST_F(Gpu, OnChipUpdateBeyondGridLimit) {
+    // 70000 problems, one slice each: the blocks stride over more tasks
+    // than a grid dimension of 65535 could hold.
+    const uint64_t seed = fresh_seed();
+    SCOPED_TRACE(seed);
+    const int64_t B = 70000, n = 24, k = 3, d = 8;
+    const UpdateProblem p = make_update_problem(B, n, k, d, d, randn(B * n * d, seed), PointType::F16, false, seed + 2);
+    ASSERT_EQ(kernels::update_strategy(problem_args(p, kernels::UpdateStrategy::Auto, 0)),
+              kernels::UpdateStrategy::OnChip);
+    expect_update_matches(p, run_update(p, kernels::UpdateStrategy::Auto, 0));
+}
+
 TEST_F(Gpu, OnChipAndSortInverseUpdatesAgree) {
     const uint64_t seed = fresh_seed();
     SCOPED_TRACE(seed);
