@@ -3,10 +3,12 @@
 // per-iteration time of the CUDA backend on the issue's grid, against the
 // floor max(2·B·N·K·D / peak, (B·N·D·bytes + B·N·4) / bandwidth).
 //
-//   bench_gpu [iterations] [shape filter substring] [direct]
+//   bench_gpu [iterations] [shape filter substring] [direct] [unfused]
 //
 // "direct": each step's launches issued one by one instead of replayed as
-// one CUDA graph (FlashParameters::cuda_graphs = false), for comparison.
+// one CUDA graph (FlashParameters::cuda_graphs = false), for comparison;
+// "unfused": the assignment and the on-chip update as separate kernels
+// (FlashParameters::fused_update = false). Either may come third or fourth.
 //
 // Times are medians over timed iterations after two warm-up iterations;
 // data are Gaussian random numbers generated on the device (never zeros).
@@ -159,11 +161,16 @@ const char* type_name(PointType t) {
 int main(int argc, char** argv) {
     const int iters = argc > 1 ? std::atoi(argv[1]) : 10;
     const std::string filter = argc > 2 ? argv[2] : "";
-    const bool graphs = !(argc > 3 && std::string(argv[3]) == "direct");
+    bool graphs = true, fused = true;
+    for (int i = 3; i < argc; i++) {
+        graphs = graphs && std::string(argv[i]) != "direct";
+        fused = fused && std::string(argv[i]) != "unfused";
+    }
     cudaDeviceProp prop;
     FAISS_FLASH_CUDA_CHECK(cudaGetDeviceProperties(&prop, 0));
     printf("device: %s, %d SMs, %.0f GiB\n", prop.name, prop.multiProcessorCount, prop.totalGlobalMem / 1073741824.0);
-    printf("steps: %s\n", graphs ? "one CUDA graph each" : "direct launches");
+    printf("steps: %s, %s\n", graphs ? "one CUDA graph each" : "direct launches",
+           fused ? "assignment fused into the on-chip update where it takes the shape" : "assignment and update apart");
 
     const Ceilings ceil = measure_ceilings();
     printf("ceilings: copy %.2f TB/s (read+write), cuBLAS fp16 %.0f TFLOP/s, tf32 %.0f TFLOP/s\n\n",
@@ -202,6 +209,7 @@ int main(int argc, char** argv) {
 
         FlashParameters fp; // default precision: Exact
         fp.cuda_graphs = graphs;
+        fp.fused_update = fused;
         CudaBackend backend(fp);
         backend.bind_device_points({s.batch, s.n, s.d, s.k, Metric::L2}, x.as<void>(), s.type, s.d, nullptr);
         std::vector<int> perm(s.n);

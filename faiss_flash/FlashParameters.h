@@ -70,6 +70,15 @@ struct FlashParameters {
     /// default; false launches every kernel directly.
     bool cuda_graphs = true;
 
+    /// CUDA backend, shapes that take the on-chip centroid update (16-bit
+    /// points on the device, unweighted, 16-byte aligned rows, small k·d;
+    /// see kernels/update/onchip_update.cuh): the assignment runs inside
+    /// the update kernel, which then reads the points once per iteration
+    /// instead of twice. The same scores and tie rule as the separate
+    /// assignment kernels; labels can differ only where two centroids' fp32
+    /// scores differ in rounding. true by default; false runs them apart.
+    bool fused_update = true;
+
     /// Called after every Lloyd iteration with its statistics (not owned;
     /// nullptr = none). See IterationObserver.
     IterationObserver* observer = nullptr;

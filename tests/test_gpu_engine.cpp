@@ -561,6 +561,96 @@ TEST_F(Gpu, OnChipUpdateTwoRunsAreBitIdentical) {
     }
 }
 
+TEST_F(Gpu, FusedStepMatchesFp64) {
+    // The assignment inside the on-chip update (FlashParameters::
+    // fused_update): the step's labels against an fp64 argmin (differences
+    // certified near-ties), its objective against fp64 over its labels,
+    // its update against fp64 means of its labels; and the separate
+    // kernels' step from the same centroids.
+    struct Case {
+        PointType type;
+        Metric metric;
+        int64_t B, n, k, d;
+    };
+    const Case cases[] = {
+            {PointType::F16, Metric::L2, 3, 3001, 40, 64},    {PointType::BF16, Metric::L2, 2, 5000, 100, 128},
+            {PointType::F16, Metric::InnerProduct, 2, 2000, 33, 64}, {PointType::BF16, Metric::InnerProduct, 1, 700, 128, 128},
+            {PointType::F16, Metric::L2, 4, 1500, 128, 96},
+    };
+    for (const Case& cs : cases) {
+        const uint64_t seed = fresh_seed();
+        const int64_t B = cs.B, n = cs.n, k = cs.k, d = cs.d;
+        SCOPED_TRACE(::testing::Message() << type_name(cs.type) << (cs.metric == Metric::L2 ? " L2" : " IP") << " B=" << B
+                                          << " n=" << n << " k=" << k << " d=" << d << " seed=" << seed);
+        const TypedPoints x = make_points(gaussian_mixture(B * n, d, 20, seed), cs.type);
+        // 16-bit values as the fp32 masters: the operands see them exactly.
+        const TypedPoints c = make_points(randn(B * k * d, seed + 1), cs.type);
+        const DeviceBuffer xd = upload_points(x, cs.type);
+        const int64_t k_frozen = k > 2 ? 2 : 0;
+        auto step = [&](bool fused, std::vector<StepResult>& res, std::vector<int32_t>* labels) {
+            FlashParameters fp;
+            fp.fused_update = fused;
+            CudaBackend backend(fp);
+            backend.bind_device_points({B, n, d, k, cs.metric}, xd.as<void>(), cs.type, d, nullptr);
+            EXPECT_EQ(backend.fuses_assignment(), fused);
+            backend.set_centroids(c.values.data());
+            res.resize(B);
+            backend.assign_update(k_frozen, res.data(), nullptr);
+            UpdateResult r{std::vector<float>(B * k * d), std::vector<float>(B * k), std::vector<kernels::UpdateStats>(B)};
+            backend.get_centroids(r.centroids.data());
+            backend.get_cluster_weights(r.cluster_weights.data());
+            for (int64_t b = 0; b < B; b++) {
+                r.stats[b] = kernels::UpdateStats{res[b].centroid_shift, res[b].imbalance_factor, res[b].n_empty};
+            }
+            if (labels) {
+                labels->resize(B * n);
+                EXPECT_EQ(cudaMemcpy(labels->data(), backend.step_labels(), 4 * labels->size(), cudaMemcpyDeviceToHost),
+                          cudaSuccess);
+            }
+            return r;
+        };
+        std::vector<StepResult> fused_res, apart_res;
+        std::vector<int32_t> labels;
+        const UpdateResult fused = step(true, fused_res, &labels);
+        step(false, apart_res, nullptr);
+
+        int64_t n_ties = 0;
+        for (int64_t b = 0; b < B; b++) {
+            const float* xb = x.values.data() + b * n * d;
+            const float* cb = c.values.data() + b * k * d;
+            const Reference ref = assign64(xb, n, cb, k, d, cs.metric);
+            // The objective within the sum of the rows' score bounds (an
+            // inner-product objective can cancel far below its terms).
+            double obj = 0, obj_tol = 0;
+            for (int64_t i = 0; i < n; i++) {
+                const int64_t l = labels[b * n + i];
+                ASSERT_GE(l, 0) << "label " << i << " of problem " << b;
+                ASSERT_LT(l, k);
+                const double got = score64(xb + i * d, cb + l * d, d, cs.metric);
+                obj += cs.metric == Metric::L2 ? got : -got;
+                double xx = 0, cc = 0;
+                for (int64_t j = 0; j < d; j++) {
+                    xx += double(xb[i * d + j]) * xb[i * d + j];
+                    cc += double(cb[l * d + j]) * cb[l * d + j];
+                }
+                const double scale = cs.metric == Metric::L2 ? xx + cc : std::sqrt(xx * cc);
+                const double tol = 2 * (d + 4) * 1.2e-7 * scale + 1e-6;
+                obj_tol += tol;
+                if (l != ref.label[i]) {
+                    ASSERT_LE(got - ref.best[i], 2 * tol) << "problem " << b << " point " << i << " not a near-tie";
+                    n_ties++;
+                }
+            }
+            EXPECT_NEAR(fused_res[b].obj, obj, obj_tol) << "problem " << b;
+            EXPECT_NEAR(fused_res[b].obj, apart_res[b].obj, obj_tol) << "problem " << b;
+            EXPECT_EQ(fused_res[b].n_empty, apart_res[b].n_empty) << "problem " << b;
+        }
+        EXPECT_LE(n_ties, 0.01 * B * n + 1);
+        UpdateProblem p{B, n, k, d, d, k_frozen, cs.type, x, {}, labels, c.values};
+        expect_update_matches(p, fused);
+    }
+}
+
 TEST_F(Gpu, OnChipUpdateBeyondGridLimit) {
     // 70000 problems, one slice each: the blocks stride over more tasks
     // than a grid dimension of 65535 could hold.

@@ -1,5 +1,7 @@
 #include <faiss_flash/gpu/CudaBackend.h>
 
+#include <kernels/update/onchip_update.cuh>
+
 #include <cmath>
 #include <vector>
 
@@ -316,6 +318,14 @@ kernels::UpdateArgs CudaBackend::update_args(int64_t k_frozen) const {
     return u;
 }
 
+bool CudaBackend::fuses_assignment() const {
+    // The fused kernel reads the points as the update does (x_, not a
+    // converted copy) and scores them as the 16-bit assignment operands.
+    return params_.fused_update && x_op_ == x_ && (operand_ == Operand::F16 || operand_ == Operand::BF16) &&
+            runs_on_sm90(shape_, operand_) && kernels::update_strategy(update_args(0)) == kernels::UpdateStrategy::OnChip &&
+            kernels::onchip_assign_fits(update_args(0));
+}
+
 bool CudaBackend::stream_can_capture() const {
     return stream_ != nullptr && stream_ != cudaStreamLegacy;
 }
@@ -334,10 +344,28 @@ void CudaBackend::enqueue_step(int64_t k_frozen, bool timed, bool into_graph) {
     // Unconditionally: the previous step's update changed the centroids,
     // and a replayed graph cannot consult centroids_dirty_.
     convert_centroids();
-    launch_assign(false);
-    mark(events_[1]);
-
-    kernels::update_centroids(update_args(k_frozen), workspace_.as<void>(), stream_);
+    const kernels::UpdateArgs u = update_args(k_frozen);
+    if (fuses_assignment()) {
+        // One pass over the points: assignment and slice sums in one
+        // kernel (the "assign" phase), then the update's finish.
+        kernels::OnChipAssign fused;
+        fused.c = c_op_.as<void>();
+        fused.ldc = op_width_;
+        fused.c_bias = c_bias_.as<float>();
+        fused.inner_product = shape_.metric == Metric::InnerProduct;
+        fused.labels = labels_.as<int32_t>();
+        fused.obj_partials = obj_partials_.as<double>();
+        const int64_t partials_per_problem = kernels::onchip_assign_and_sum(u, fused, workspace_.as<void>(), stream_);
+        kernels::reduce_objective(fused.obj_partials, shape_.batch, partials_per_problem,
+                                  shape_.metric == Metric::L2 ? x_norm_sums_.as<double>() : nullptr,
+                                  step_objectives(step_out_), stream_);
+        mark(events_[1]);
+        kernels::onchip_finish(u, workspace_.as<void>(), stream_);
+    } else {
+        launch_assign(false);
+        mark(events_[1]);
+        kernels::update_centroids(u, workspace_.as<void>(), stream_);
+    }
     mark(events_[2]);
 
     // The one read-back of the step: B stat records and B objectives, one

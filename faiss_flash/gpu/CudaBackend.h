@@ -87,6 +87,13 @@ class CudaBackend : public LloydBackend {
     Operand operand() const {
         return operand_;
     }
+    /// Whether the step runs the assignment inside the on-chip update
+    /// (FlashParameters::fused_update, for the shapes it takes).
+    bool fuses_assignment() const;
+    /// The labels the last step assigned (B·N int32 on the device).
+    const int32_t* step_labels() const {
+        return labels_.as<int32_t>();
+    }
     /// Whether a captured graph of the step is held, for the next
     /// assign_update to replay if nothing it baked in changed.
     bool has_step_graph() const {

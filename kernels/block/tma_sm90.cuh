@@ -3,6 +3,8 @@
 
 #pragma once
 
+#include "named_barrier.cuh"
+
 #include <cstdint>
 
 #include <cuda.h>
@@ -40,13 +42,6 @@ __device__ __forceinline__ void mbarrier_wait(uint64_t* bar, uint32_t parity) {
             "@!done bra WAIT_%=;\n}\n" ::"r"(smem_addr(bar)),
             "r"(parity)
             : "memory");
-}
-
-/// Barrier `id` (1..15; 0 is __syncthreads' own) that completes when
-/// `threads` threads (whole warps) arrived: syncs some warpgroups of a CTA
-/// while the others run on.
-__device__ __forceinline__ void named_barrier_sync(int id, int threads) {
-    asm volatile("bar.sync %0, %1;\n" ::"r"(id), "r"(threads) : "memory");
 }
 
 /// Copies `bytes` (a multiple of 16; both addresses 16-byte aligned) from

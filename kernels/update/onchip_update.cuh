@@ -13,8 +13,17 @@
 // whole slice; the tensor cores add 16-bit values exactly into fp32 in a
 // fixed order. The slices' fp32 partials are added in slice order in fp64.
 // No float atomics (the counts are integer ones): bit-identical run to run
-// on a given GPU (the slicing follows its SM count). The dispatcher's entry points (update_centroids.cuh has the
-// contract).
+// on a given GPU (the slicing follows its SM count).
+//
+// Fused with the assignment (onchip_assign_and_sum; sm_90a, k <= 128,
+// d <= 128), the points are read once per Lloyd step: a block holds its
+// problem's centroids, assigns each staged chunk on wgmma (the assignment
+// kernels' scores and tie rule), writes the chunk's one-hot matrix, and a
+// second warpgroup adds the whole chunk as one wgmma product
+//   sums[128 clusters × d] += onehot[128 × 128 rows] · X[128 rows × d]
+// (dense over the clusters: no ranking; the tensor cores have the room).
+//
+// The dispatcher's entry points (update_centroids.cuh has the contract).
 
 #pragma once
 
@@ -46,6 +55,32 @@ size_t onchip_workspace_bytes(const UpdateArgs& args);
 /// The update with on-chip sums; the shape must fit (onchip_fit), B·N and
 /// B·K < 2^32 (the dispatcher checks both).
 void onchip_update(const UpdateArgs& args, void* workspace, cudaStream_t stream);
+
+/** The assignment fused into the on-chip update: each block also holds
+ * its problem's centroids in shared memory and assigns every chunk it
+ * stages (mma.sync, the same scores and tie rule as the assignment
+ * kernels) before ranking and summing it, so the points are read once
+ * per Lloyd step. args.labels is not read.
+ */
+struct OnChipAssign {
+    const void* c = nullptr;        ///< B·K rows of ldc operand coordinates (the points' 16-bit type)
+    int64_t ldc = 0;
+    const float* c_bias = nullptr;  ///< B·K: ||c||² (L2); not read for IP
+    bool inner_product = false;
+    int32_t* labels = nullptr;      ///< B·N out
+    double* obj_partials = nullptr; ///< out: per problem, one per slice (the return value), problem-major
+};
+
+/// Whether the fused assignment takes a shape: it fits the on-chip update,
+/// k <= 128, d <= 128; the kernel runs on sm_90a only (wgmma).
+bool onchip_assign_fits(const UpdateArgs& args);
+
+/// The fused assignment and slice sums (the shape must fit, as for
+/// onchip_update); returns the objective partials per problem (the
+/// assignment's reduce_objective adds them). The update is complete after
+/// onchip_finish on the same workspace.
+int64_t onchip_assign_and_sum(const UpdateArgs& args, const OnChipAssign& assign, void* workspace, cudaStream_t stream);
+void onchip_finish(const UpdateArgs& args, void* workspace, cudaStream_t stream);
 
 } // namespace kernels
 } // namespace faiss_flash
