@@ -321,9 +321,10 @@ kernels::UpdateArgs CudaBackend::update_args(int64_t k_frozen) const {
 bool CudaBackend::fuses_assignment() const {
     // The fused kernel reads the points as the update does (x_, not a
     // converted copy) and scores them as the 16-bit assignment operands.
+    // onchip_assign_fits includes the on-chip update's own fit (what Auto
+    // takes).
     return params_.fused_update && x_op_ == x_ && (operand_ == Operand::F16 || operand_ == Operand::BF16) &&
-            runs_on_sm90(shape_, operand_) && kernels::update_strategy(update_args(0)) == kernels::UpdateStrategy::OnChip &&
-            kernels::onchip_assign_fits(update_args(0));
+            runs_on_sm90(shape_, operand_) && kernels::onchip_assign_fits(update_args(0));
 }
 
 bool CudaBackend::stream_can_capture() const {
