@@ -3,12 +3,14 @@
 // per-iteration time of the CUDA backend on the issue's grid, against the
 // floor max(2·B·N·K·D / peak, (B·N·D·bytes + B·N·4) / bandwidth).
 //
-//   bench_gpu [iterations] [shape filter substring] [direct] [unfused]
+//   bench_gpu [iterations] [shape filter substring] [direct] [unfused] [uncertified]
 //
 // "direct": each step's launches issued one by one instead of replayed as
 // one CUDA graph (FlashParameters::cuda_graphs = false), for comparison;
 // "unfused": the assignment and the on-chip update as separate kernels
-// (FlashParameters::fused_update = false). Either may come third or fourth.
+// (FlashParameters::fused_update = false); "uncertified": fp32 points get
+// the three-product split on every point (FlashParameters::certified_fp32
+// = false). The options come after the filter, in any order.
 //
 // Times are medians over timed iterations after two warm-up iterations;
 // data are Gaussian random numbers generated on the device (never zeros).
@@ -161,16 +163,18 @@ const char* type_name(PointType t) {
 int main(int argc, char** argv) {
     const int iters = argc > 1 ? std::atoi(argv[1]) : 10;
     const std::string filter = argc > 2 ? argv[2] : "";
-    bool graphs = true, fused = true;
+    bool graphs = true, fused = true, certified = true;
     for (int i = 3; i < argc; i++) {
         graphs = graphs && std::string(argv[i]) != "direct";
         fused = fused && std::string(argv[i]) != "unfused";
+        certified = certified && std::string(argv[i]) != "uncertified";
     }
     cudaDeviceProp prop;
     FAISS_FLASH_CUDA_CHECK(cudaGetDeviceProperties(&prop, 0));
     printf("device: %s, %d SMs, %.0f GiB\n", prop.name, prop.multiProcessorCount, prop.totalGlobalMem / 1073741824.0);
-    printf("steps: %s, %s\n", graphs ? "one CUDA graph each" : "direct launches",
-           fused ? "assignment fused into the on-chip update where it takes the shape" : "assignment and update apart");
+    printf("steps: %s, %s, %s\n", graphs ? "one CUDA graph each" : "direct launches",
+           fused ? "assignment fused into the on-chip update where it takes the shape" : "assignment and update apart",
+           certified ? "fp32 certified (fast pass + rescan of near-ties)" : "fp32 split products on every point");
 
     const Ceilings ceil = measure_ceilings();
     printf("ceilings: copy %.2f TB/s (read+write), cuBLAS fp16 %.0f TFLOP/s, tf32 %.0f TFLOP/s\n\n",
@@ -210,6 +214,7 @@ int main(int argc, char** argv) {
         FlashParameters fp; // default precision: Exact
         fp.cuda_graphs = graphs;
         fp.fused_update = fused;
+        fp.certified_fp32 = certified;
         CudaBackend backend(fp);
         backend.bind_device_points({s.batch, s.n, s.d, s.k, Metric::L2}, x.as<void>(), s.type, s.d, nullptr);
         std::vector<int> perm(s.n);
@@ -236,6 +241,14 @@ int main(int argc, char** argv) {
         const double ours = median(wall), a = median(assign), u = median(update);
         printf("%-18s %5s %9.3f %9.3f %6.2fx %9.3f %9.3f %9.3f %8s\n", s.label, type_name(s.type), floor_ms, ours,
                ours / floor_ms, a, u, ours - a - u, compute_ms >= memory_ms ? "compute" : "memory");
+        if (backend.certifies_assignment()) {
+            int64_t rescanned = 0;
+            for (int32_t r : backend.rescanned_points()) {
+                rescanned += r;
+            }
+            printf("  (certified fp32: the last step rescanned %ld of %ld points, %.2f%%)\n", long(rescanned),
+                   long(rows), 100.0 * rescanned / rows);
+        }
         fflush(stdout);
     }
     return 0;

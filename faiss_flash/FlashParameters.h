@@ -79,6 +79,17 @@ struct FlashParameters {
     /// scores differ in rounding. true by default; false runs them apart.
     bool fused_update = true;
 
+    /// CUDA backend, fp32 points at Precision::Exact on Hopper (d >= 64 in
+    /// effect, k >= 32): one fp16 product per score, with each point's
+    /// margin between its two best scores; the points whose margin is
+    /// within the proven error bound (near-ties) are assigned again with
+    /// the three-product fp32-accurate split, and the objective is summed
+    /// from exact fp64 distances. The labels are the fp64 argmin wherever
+    /// the margin certifies them, the split products' elsewhere (see
+    /// kernels/assign/certified_assign.cuh). true by default; false runs
+    /// the split products on every point.
+    bool certified_fp32 = true;
+
     /// Called after every Lloyd iteration with its statistics (not owned;
     /// nullptr = none). See IterationObserver.
     IterationObserver* observer = nullptr;

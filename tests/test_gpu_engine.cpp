@@ -651,6 +651,136 @@ TEST_F(Gpu, FusedStepMatchesFp64) {
     }
 }
 
+TEST_F(Gpu, CertifiedFp32StepMatchesFp64) {
+    // fp32 points at the default precision on Hopper: the fast fp16 pass,
+    // its certification and the rescan of the rest (FlashParameters::
+    // certified_fp32). Labels against an fp64 argmin (differences near-ties
+    // of the split products), the objective exact in fp64, the rescanned
+    // counts between the exact ties (which no margin can certify) and the
+    // points the bound could leave (exact gap <= 4E), two runs bit-identical,
+    // and the all-split-products step.
+    struct Case {
+        Metric metric;
+        int64_t B, n, k, d;
+        int64_t duplicated; ///< centroid pairs 2i, 2i+1 made equal: exact ties
+    };
+    const Case cases[] = {
+            {Metric::L2, 1, 3001, 33, 64, 0},    {Metric::L2, 3, 2000, 293, 128, 40},
+            {Metric::InnerProduct, 2, 1500, 100, 100, 10}, {Metric::L2, 1, 2000, 300, 200, 0},
+            {Metric::L2, 2, 700, 129, 72, 64},
+    };
+    bool ran = false;
+    for (const Case& cs : cases) {
+        const uint64_t seed = fresh_seed();
+        const int64_t B = cs.B, n = cs.n, k = cs.k, d = cs.d;
+        SCOPED_TRACE(::testing::Message() << (cs.metric == Metric::L2 ? "L2" : "IP") << " B=" << B << " n=" << n
+                                          << " k=" << k << " d=" << d << " duplicated=" << cs.duplicated
+                                          << " seed=" << seed);
+        const std::vector<float> x = gaussian_mixture(B * n, d, 20, seed);
+        std::vector<float> c = randn(B * k * d, seed + 1);
+        for (int64_t b = 0; b < B; b++) {
+            for (int64_t p = 0; p < cs.duplicated; p++) {
+                std::copy_n(&c[(b * k + 2 * p) * d], d, &c[(b * k + 2 * p + 1) * d]);
+            }
+        }
+        const DeviceBuffer xd = upload(x.data(), 4 * x.size());
+        struct Run {
+            std::vector<StepResult> res;
+            std::vector<int32_t> labels;
+            std::vector<float> centroids;
+            std::vector<int32_t> rescanned;
+            bool certified = false;
+        };
+        auto step = [&](bool certified) {
+            FlashParameters fp;
+            fp.certified_fp32 = certified;
+            CudaBackend backend(fp);
+            backend.bind_device_points({B, n, d, k, cs.metric}, xd.as<void>(), PointType::F32, d, nullptr);
+            backend.set_centroids(c.data());
+            // Poisoned: every label must be written.
+            EXPECT_EQ(cudaMemset(const_cast<int32_t*>(backend.step_labels()), 0xff, 4 * B * n), cudaSuccess);
+            Run r;
+            r.certified = backend.certifies_assignment();
+            r.res.resize(B);
+            backend.assign_update(0, r.res.data(), nullptr);
+            r.labels.resize(B * n);
+            EXPECT_EQ(cudaMemcpy(r.labels.data(), backend.step_labels(), 4 * B * n, cudaMemcpyDeviceToHost),
+                      cudaSuccess);
+            r.centroids.resize(B * k * d);
+            backend.get_centroids(r.centroids.data());
+            r.rescanned = backend.rescanned_points();
+            return r;
+        };
+        const Run first = step(true), second = step(true), split = step(false);
+        ASSERT_FALSE(split.certified);
+        if (!first.certified) {
+            continue; // not a Hopper GPU: the split products run (tested elsewhere)
+        }
+        ran = true;
+        EXPECT_EQ(first.labels, second.labels);
+        EXPECT_EQ(0, std::memcmp(first.centroids.data(), second.centroids.data(), 4 * first.centroids.size()));
+        ASSERT_EQ(first.rescanned, second.rescanned);
+        for (int64_t b = 0; b < B; b++) {
+            EXPECT_EQ(first.res[b].obj, second.res[b].obj);
+            const float* xb = x.data() + b * n * d;
+            const float* cb = c.data() + b * k * d;
+            const Reference ref = assign64(xb, n, cb, k, d, cs.metric);
+            double c_max = 0;
+            for (int64_t j = 0; j < k; j++) {
+                double cc = 0;
+                for (int64_t e = 0; e < d; e++) {
+                    cc += double(cb[j * d + e]) * cb[j * d + e];
+                }
+                c_max = std::max(c_max, std::sqrt(cc));
+            }
+            // The kernel's bound E(x) without its subnormal terms (~2^-39 of it).
+            const double a = 2 * (0x1p-10 + 0x1p-22 + 1.01 * d * 0x1p-22) + 2.01 * 0x1p-24;
+            double obj = 0, obj_scale = 0;
+            int64_t ties = 0, may_rescan = 0, near = 0;
+            for (int64_t i = 0; i < n; i++) {
+                const int64_t l = first.labels[b * n + i];
+                ASSERT_GE(l, 0) << "label " << i << " of problem " << b;
+                ASSERT_LT(l, k);
+                const double got = score64(xb + i * d, cb + l * d, d, cs.metric);
+                obj += cs.metric == Metric::L2 ? got : -got;
+                double xx = 0, cc = 0;
+                for (int64_t e = 0; e < d; e++) {
+                    xx += double(xb[i * d + e]) * xb[i * d + e];
+                    cc += double(cb[l * d + e]) * cb[l * d + e];
+                }
+                obj_scale += cs.metric == Metric::L2 ? xx + cc : std::sqrt(xx * cc);
+                const double gap = ref.second[i] - ref.best[i];
+                const double E = a * std::sqrt(xx) * c_max + (d + 2) * 0x1p-24 * c_max * c_max;
+                ties += gap == 0;
+                may_rescan += gap <= 4.04 * E;
+                const double tol = 2 * (d + 4) * 1.2e-7 * (cs.metric == Metric::L2 ? xx + cc : std::sqrt(xx * cc)) + 1e-6;
+                if (l != ref.label[i]) {
+                    ASSERT_LE(got - ref.best[i], 2 * tol) << "problem " << b << " point " << i << " not a near-tie";
+                    near++;
+                }
+                const int64_t l_split = split.labels[b * n + i];
+                if (l_split != l) {
+                    ASSERT_LE(std::abs(score64(xb + i * d, cb + l_split * d, d, cs.metric) - got), 4 * tol)
+                            << "problem " << b << " point " << i << ": split products' label " << l_split
+                            << " against " << l;
+                }
+            }
+            // Exact fp64 distances summed in fp64: only the order of the sum differs.
+            EXPECT_NEAR(first.res[b].obj, obj, 1e-12 * obj_scale) << "problem " << b;
+            EXPECT_NEAR(split.res[b].obj, obj, 2 * (d + 4) * 1.2e-7 * obj_scale) << "problem " << b;
+            EXPECT_GE(first.rescanned[b], ties) << "problem " << b << ": exact ties cannot be certified";
+            EXPECT_LE(first.rescanned[b], may_rescan) << "problem " << b << ": more rescanned than the bound allows";
+            EXPECT_LE(near, 0.01 * n + 1) << "problem " << b;
+            if (cs.duplicated > 0) {
+                EXPECT_GT(ties, 0) << "problem " << b << ": the case should hold exact ties";
+            }
+        }
+    }
+    if (!ran) {
+        GTEST_SKIP() << "no Hopper GPU: the certified fp32 assignment does not run here";
+    }
+}
+
 TEST_F(Gpu, OnChipUpdateBeyondGridLimit) {
     // 70000 problems, one slice each: the blocks stride over more tasks
     // than a grid dimension of 65535 could hold.

@@ -5,6 +5,9 @@
 #include <cmath>
 #include <vector>
 
+#include <faiss/impl/FaissException.h>
+
+#include <kernels/assign/certified_assign.cuh>
 #include <kernels/assign/flash_assign_sm90.cuh>
 #include <kernels/util/operands.cuh>
 
@@ -144,12 +147,22 @@ void CudaBackend::bind_common(const LloydShape& shape, PointType t, int64_t ldx,
     const int64_t rows = shape.batch * shape.n;
     const int64_t clusters = shape.batch * shape.k;
     const size_t op_bytes = kernels::operand_bytes(operand_);
+    kernels::AssignArgs split_probe;
+    split_probe.batch = shape.batch;
+    split_probe.n = shape.n;
+    split_probe.k = shape.k;
+    split_probe.d_pad = int(op_width_);
+    certified_ = params_.certified_fp32 && operand_ == Operand::F16x3 &&
+            kernels::certified_assign_supported(split_probe, int(d_pad_));
+    certify_workspace_.allocate(0, "");
 
     // Operand copy of the points only where the caller's layout cannot feed
     // the tensor cores directly; the norms always (L2).
     const bool alias = usable_as_operand(x_, t, ldx, shape.d, operand_);
     const bool l2 = shape.metric == Metric::L2;
-    x_norms_.allocate(l2 ? sizeof(float) * rows : 0, "the point norms");
+    // The certification bounds errors by the points' norms (any metric).
+    const bool norms = l2 || certified_;
+    x_norms_.allocate(norms ? sizeof(float) * rows : 0, "the point norms");
     if (alias) {
         x_op_copy_.allocate(0, "");
         x_op_ = x_;
@@ -164,7 +177,7 @@ void CudaBackend::bind_common(const LloydShape& shape, PointType t, int64_t ldx,
                                  x_split_exps_.as<int32_t>(), stream_);
         x_op_copy_.allocate(op_bytes * rows * op_width_, "the fp16-split copy of the points");
         kernels::split_points(static_cast<const float*>(x_), ldx, shape.batch, shape.n, shape.d, int(d_pad_),
-                              x_split_exps_.as<int32_t>(), x_op_copy_.as<void>(), l2 ? x_norms_.as<float>() : nullptr,
+                              x_split_exps_.as<int32_t>(), x_op_copy_.as<void>(), norms ? x_norms_.as<float>() : nullptr,
                               stream_);
         x_op_ = x_op_copy_.as<void>();
         ld_op_ = op_width_;
@@ -201,6 +214,17 @@ void CudaBackend::bind_common(const LloydShape& shape, PointType t, int64_t ldx,
     step_out_.allocate(step_out_bytes(), "the objectives and update statistics");
     step_out_host_.allocate(step_out_bytes(), "the read-back of the objectives and update statistics");
     rows_.allocate(sizeof(int32_t) * shape.k, "the initial centroid rows");
+    rescanned_.allocate(certified_ ? sizeof(int32_t) * shape.batch : 0, "the rescanned point counts");
+    if (certified_) {
+        // Last, and optional: without the memory for the rescan's compacted
+        // copy of the split points, every point takes the split products.
+        try {
+            certify_workspace_.allocate(kernels::certified_assign_workspace_bytes(split_probe),
+                                        "the certified assignment's scratch");
+        } catch (const faiss::FaissException&) {
+            certified_ = false;
+        }
+    }
     FAISS_FLASH_CUDA_CHECK(cudaMemsetAsync(centroids_.as<void>(), 0, centroids_.bytes(), stream_));
     centroids_dirty_ = true;
 }
@@ -300,6 +324,32 @@ void CudaBackend::launch_assign(bool with_distances) {
                               step_objectives(step_out_), stream_);
 }
 
+void CudaBackend::launch_certified_assign() {
+    kernels::CertifiedAssignArgs c;
+    c.split = assign_args(false);
+    c.split.x_norms = x_norms_.as<float>();
+    c.d_part = int(d_pad_);
+    c.point_exps = x_split_exps_.as<int32_t>();
+    c.x = static_cast<const float*>(x_);
+    c.ldx = ldx_;
+    c.centroids = centroids_.as<float>();
+    c.d = shape_.d;
+    c.obj = step_objectives(step_out_);
+    c.rescanned = rescanned_.as<int32_t>();
+    kernels::certified_assign(c, certify_workspace_.as<void>(), stream_);
+}
+
+std::vector<int32_t> CudaBackend::rescanned_points() {
+    DeviceScope scope(device_);
+    std::vector<int32_t> counts(certified_ ? shape_.batch : 0);
+    if (certified_) {
+        FAISS_FLASH_CUDA_CHECK(cudaMemcpyAsync(counts.data(), rescanned_.as<int32_t>(), sizeof(int32_t) * counts.size(),
+                                               cudaMemcpyDeviceToHost, stream_));
+        FAISS_FLASH_CUDA_CHECK(cudaStreamSynchronize(stream_));
+    }
+    return counts;
+}
+
 kernels::UpdateArgs CudaBackend::update_args(int64_t k_frozen) const {
     kernels::UpdateArgs u;
     u.x = x_;
@@ -363,7 +413,11 @@ void CudaBackend::enqueue_step(int64_t k_frozen, bool timed, bool into_graph) {
         mark(events_[1]);
         kernels::onchip_finish(u, workspace_.as<void>(), stream_);
     } else {
-        launch_assign(false);
+        if (certified_) {
+            launch_certified_assign();
+        } else {
+            launch_assign(false);
+        }
         mark(events_[1]);
         kernels::update_centroids(u, workspace_.as<void>(), stream_);
     }

@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <vector>
 #include <type_traits>
 
 #include <cuda_runtime_api.h>
@@ -90,6 +91,14 @@ class CudaBackend : public LloydBackend {
     /// Whether the step runs the assignment inside the on-chip update
     /// (FlashParameters::fused_update, for the shapes it takes).
     bool fuses_assignment() const;
+    /// Whether the step's assignment is the certified fp32 one
+    /// (FlashParameters::certified_fp32, for the shapes it takes).
+    bool certifies_assignment() const {
+        return certified_;
+    }
+    /// Per problem, the points the last certified step assigned again
+    /// (synchronises; for benchmarks and tests).
+    std::vector<int32_t> rescanned_points();
     /// The labels the last step assigned (B·N int32 on the device).
     const int32_t* step_labels() const {
         return labels_.as<int32_t>();
@@ -127,6 +136,8 @@ class CudaBackend : public LloydBackend {
     void convert_centroids();
     /// FlashAssign into labels_ / distances_ / the objectives; async.
     void launch_assign(bool with_distances);
+    /// The certified fp32 assignment into labels_ / the objectives; async.
+    void launch_certified_assign();
     kernels::AssignArgs assign_args(bool with_distances) const;
     kernels::UpdateArgs update_args(int64_t k_frozen) const;
     /// False on the legacy default stream, where capture is illegal.
@@ -151,6 +162,7 @@ class CudaBackend : public LloydBackend {
     Operand operand_ = Operand::TF32x3;
     int64_t d_pad_ = 0;    ///< d rounded up to the operand's 16-byte chunk
     int64_t op_width_ = 0; ///< operand row width: d_pad_, 3·d_pad_ for F16x3
+    bool certified_ = false; ///< steps run certified_assign (F16x3 operands)
 
     // Points: the caller's (or uploaded) values, and the operand copy.
     const void* x_ = nullptr;
@@ -173,6 +185,7 @@ class CudaBackend : public LloydBackend {
 
     // Step outputs and scratch.
     DeviceBuffer labels_, distances_, obj_partials_, workspace_, rows_;
+    DeviceBuffer certify_workspace_, rescanned_; ///< certified_ only
     /// B update stat records, then B objectives: one read-back per step.
     DeviceBuffer step_out_;
     PinnedBuffer step_out_host_;

@@ -303,6 +303,8 @@ int64_t flash_assign(const AssignArgs& args, Operand op, cudaStream_t stream) {
     if (sm90_assign_supported(args, op)) {
         return flash_assign_sm90(args, op, stream);
     }
+    FAISS_THROW_IF_NOT_MSG(!args.margins && !args.rows_valid,
+                           "FlashAssign: margins and rows_valid are taken by the Hopper kernels only");
     switch (op) {
         case Operand::F16:
             return launch_tile<RecipeHalf<__half>>(args, stream);

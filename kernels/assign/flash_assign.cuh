@@ -91,6 +91,18 @@ struct AssignArgs {
      * unless distances are wanted.
      */
     double* obj_partials = nullptr;
+
+    /** Hopper kernels, fp16 operands only (nullptr elsewhere): B·N out,
+     * each row's second-best score minus its best (>= 0; +inf when only one
+     * column scores), for the certification of certified_assign.cuh.
+     */
+    float* margins = nullptr;
+    /** Optional B row counts per problem (device memory): rows at or past
+     * rows_valid[b] are neither scored nor written, and point blocks wholly
+     * past it end at once. For the compacted rows of certified_assign.cuh;
+     * Hopper kernels, one point block per CTA.
+     */
+    const int32_t* rows_valid = nullptr;
 };
 
 /** An upper bound of the objective partials of one launch (the size of

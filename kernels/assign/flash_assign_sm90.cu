@@ -137,10 +137,12 @@ struct RingPos {
     }
 }
 
-/// Running argmin of the two rows a thread holds in one 64-row accumulator.
+/// Running argmin of the two rows a thread holds in one 64-row accumulator;
+/// with margins also their second-best scores (unused registers otherwise).
 struct RowBest {
     float score[2] = {INFINITY, INFINITY};
     int32_t index[2] = {0, 0};
+    float second[2] = {INFINITY, INFINITY};
 };
 
 /// Row r (0..63) of a 64-row accumulator slab held in register half h.
@@ -168,15 +170,17 @@ constexpr bool kPairTiles = kChunks <= 3 && kScore != Score::Scaled;
  * argmin first (column offsets are compile-time constants, so an index
  * costs one select), then one merge into the running argmin. Columns in
  * increasing order and strict '<' keep the lowest index on ties. 32-bit
- * columns: k < 2^31 (checked at launch).
+ * columns: k < 2^31 (checked at launch). kMargin: the second-best score
+ * too (two more instructions per score), for AssignArgs::margins.
  */
-template <Score kScore, int kBlocks8>
+template <Score kScore, int kBlocks8, bool kMargin>
 __device__ __forceinline__ void fold_tile(const float (&acc)[4 * kBlocks8], int32_t col0, const float* slot, RowBest& best) {
     const int lane_offset = 2 * int(threadIdx.x % 4);
     const float* lane_bias = slot + lane_offset;
     const float* lane_mult = slot + 8 * kBlocks8 + lane_offset;
     float tile_score[2] = {INFINITY, INFINITY};
     int32_t tile_col[2] = {0, 0};
+    float tile_second[2] = {INFINITY, INFINITY};
 #pragma unroll
     for (int j = 0; j < kBlocks8; j++) {
 #pragma unroll
@@ -190,6 +194,11 @@ __device__ __forceinline__ void fold_tile(const float (&acc)[4 * kBlocks8], int3
                 const float score = kScore == Score::L2             ? fmaf(-2.0f, dot, cb)
                                     : kScore == Score::InnerProduct ? cb - dot
                                                                     : fmaf(cm, dot, cb);
+                if constexpr (kMargin) {
+                    // The new second best is the larger of this score and
+                    // the best before it, where that is smaller.
+                    tile_second[h] = fminf(tile_second[h], fmaxf(score, tile_score[h]));
+                }
                 if (score < tile_score[h]) {
                     tile_score[h] = score;
                     tile_col[h] = c;
@@ -199,6 +208,9 @@ __device__ __forceinline__ void fold_tile(const float (&acc)[4 * kBlocks8], int3
     }
 #pragma unroll
     for (int h = 0; h < 2; h++) {
+        if constexpr (kMargin) {
+            best.second[h] = fminf(fminf(best.second[h], tile_second[h]), fmaxf(best.score[h], tile_score[h]));
+        }
         if (tile_score[h] < best.score[h]) {
             best.score[h] = tile_score[h];
             best.index[h] = col0 + lane_offset + tile_col[h];
@@ -206,25 +218,40 @@ __device__ __forceinline__ void fold_tile(const float (&acc)[4 * kBlocks8], int3
     }
 }
 
+/// Rows of problem b that are scored: n, or fewer with AssignArgs::rows_valid.
+__device__ __forceinline__ int64_t scored_rows(const AssignArgs& args, int64_t b) {
+    return args.rows_valid ? min(args.n, int64_t(args.rows_valid[b])) : args.n;
+}
+
 /** After the sweep: the 4 lanes of a quad share rows (a warpgroup owns all
  * columns of its rows, so this is the last reduction). Writes the labels
- * (and distances, if wanted) of the rows of the 64-row slab starting at
- * CTA row slab_row0; returns the sum of the scores of the rows this lane
- * wrote (0 on the other lanes of a quad and for rows past n): the block's
- * share of the objective (see AssignArgs::obj_partials).
+ * (and distances or margins, if wanted) of the rows of the 64-row slab
+ * starting at CTA row slab_row0; returns the sum of the scores of the rows
+ * this lane wrote (0 on the other lanes of a quad and for rows past
+ * `rows`, see scored_rows): the block's share of the objective (see
+ * AssignArgs::obj_partials).
  */
-[[maybe_unused]] __device__ __forceinline__ double finish_rows(RowBest best, const AssignArgs& args, int64_t b, int64_t cta_row0, int slab_row0) {
+template <bool kMargin>
+__device__ __forceinline__ double finish_rows(RowBest best, const AssignArgs& args, int64_t b, int64_t rows, int64_t cta_row0, int slab_row0) {
     const int lane = threadIdx.x % 32;
     double written = 0;
 #pragma unroll
     for (int h = 0; h < 2; h++) {
         float sc = best.score[h];
         int32_t i = best.index[h];
-        quad_argmin(sc, i);
+        float second = best.second[h];
+        if constexpr (kMargin) {
+            quad_argmin_second(sc, i, second);
+        } else {
+            quad_argmin(sc, i);
+        }
         const int64_t row = cta_row0 + slab_row0 + slab_row(h);
-        if (lane % 4 == 0 && row < args.n) {
+        if (lane % 4 == 0 && row < rows) {
             const int64_t out = b * args.n + row;
             args.labels[out] = i;
+            if constexpr (kMargin) {
+                args.margins[out] = second - sc;
+            }
             if (args.distances) {
                 // L2: ||x||² + (||c||² - 2<x,c>), negative round-off -> 0.
                 args.distances[out] = args.inner_product ? -sc : fmaxf(args.x_norms[out] + sc, 0.0f);
@@ -271,7 +298,7 @@ __device__ __forceinline__ void write_objective_partial(const double* warp_obj, 
     __syncthreads();
 }
 
-template <typename Half, Score kScore>
+template <typename Half, Score kScore, bool kMargin>
 __global__ void __launch_bounds__(StreamingPolicy::kThreads, 1) flash_assign_streaming_kernel(
         const __grid_constant__ CUtensorMap map_x,
         const __grid_constant__ CUtensorMap map_c,
@@ -292,6 +319,10 @@ __global__ void __launch_bounds__(StreamingPolicy::kThreads, 1) flash_assign_str
     const int warpgroup = threadIdx.x / 128, t = threadIdx.x % 128;
     const int64_t b = blockIdx.x / m_tiles;
     const int64_t row0 = (blockIdx.x % m_tiles) * P::kBlockM;
+    const int64_t rows = scored_rows(args, b);
+    if (row0 >= rows) {
+        return; // compacted rows: none of this block's is scored
+    }
     const int k_chunks = (args.d_pad + P::kBlockK - 1) / P::kBlockK;
     const int n_tiles = int((args.k + P::kBlockN - 1) / P::kBlockN);
 
@@ -363,12 +394,14 @@ __global__ void __launch_bounds__(StreamingPolicy::kThreads, 1) flash_assign_str
             wgmma_wait<0>();
             // The last chunk's stage holds the tile's terms: it goes back
             // once the fold has read them.
-            fold_tile<kScore, P::kBlockN / 8>(acc, tile * P::kBlockN, terms + previous.stage * kTermFloats, best);
+            fold_tile<kScore, P::kBlockN / 8, kMargin>(acc, tile * P::kBlockN, terms + previous.stage * kTermFloats,
+                                                       best);
             if (t == 0) {
                 mbarrier_arrive(&empty[previous.stage]);
             }
         }
-        store_warp_objective(finish_rows(best, args, b, row0, consumer * 64), warp_obj, threadIdx.x / 32 - 4);
+        store_warp_objective(finish_rows<kMargin>(best, args, b, rows, row0, consumer * 64), warp_obj,
+                             threadIdx.x / 32 - 4);
     }
     __syncthreads();
     if (threadIdx.x == 0) {
@@ -423,7 +456,7 @@ struct BlockCursor {
  * the point load is a small share, and the single-block code schedules
  * the tile loop better.
  */
-template <typename Half, Score kScore, int kChunks, bool kPersistent>
+template <typename Half, Score kScore, int kChunks, bool kPersistent, bool kMargin>
 __global__ void __launch_bounds__(ResidentPolicy::kThreads, 1) flash_assign_resident_kernel(
         const __grid_constant__ CUtensorMap map_x,
         const __grid_constant__ CUtensorMap map_c,
@@ -450,6 +483,9 @@ __global__ void __launch_bounds__(ResidentPolicy::kThreads, 1) flash_assign_resi
     const int warpgroup = threadIdx.x / 128, t = threadIdx.x % 128;
     const BlockCursor first(int32_t(args.batch * m_tiles), int32_t(m_tiles), kPersistent);
     const int n_tiles = int((args.k + P::kBlockN - 1) / P::kBlockN);
+    if (!kPersistent && first.row0 >= scored_rows(args, first.b)) {
+        return; // compacted rows: none of this block's is scored
+    }
 
     if (threadIdx.x == 0) {
         for (int i = 0; i < buffers; i++) {
@@ -577,8 +613,8 @@ __global__ void __launch_bounds__(ResidentPolicy::kThreads, 1) flash_assign_resi
                 }
             };
             auto fold = [&](float(&slab_acc)[64], int tile, RingPos tile_pos, RowBest& slab_best) {
-                fold_tile<kScore, P::kBlockN / 8>(slab_acc, tile * P::kBlockN,
-                                                         terms + tile_pos.stage * kTermFloats, slab_best);
+                fold_tile<kScore, P::kBlockN / 8, kMargin>(slab_acc, tile * P::kBlockN,
+                                                           terms + tile_pos.stage * kTermFloats, slab_best);
             };
             mbarrier_wait(&points_full[buf], buffer_pos.phase);
             advance(buffer_pos, buffers);
@@ -638,7 +674,9 @@ __global__ void __launch_bounds__(ResidentPolicy::kThreads, 1) flash_assign_resi
             double written = 0;
 #pragma unroll
             for (int slab = 0; slab < 2; slab++) {
-                written += finish_rows(best[slab], args, b, row0, consumer * 128 + slab * 64);
+                // Persistent CTAs never take rows_valid (checked at launch).
+                written += finish_rows<kMargin>(best[slab], args, b, kPersistent ? args.n : scored_rows(args, b),
+                                                row0, consumer * 128 + slab * 64);
             }
             // One partial per warpgroup: a barrier of its own warps only, so
             // the two consumers never wait for each other at block ends and
@@ -699,7 +737,7 @@ void reserve_smem(Kernel kernel, size_t bytes) {
                            bytes, cudaGetErrorString(attr));
 }
 
-template <typename Half, Score kScore>
+template <typename Half, Score kScore, bool kMargin = false>
 int64_t launch(const AssignArgs& args, cudaStream_t stream) {
     const CUtensorMapDataType type =
             std::is_same_v<Half, __half> ? CU_TENSOR_MAP_DATA_TYPE_FLOAT16 : CU_TENSOR_MAP_DATA_TYPE_BFLOAT16;
@@ -713,17 +751,19 @@ int64_t launch(const AssignArgs& args, cudaStream_t stream) {
         constexpr bool kScaled = kScore == Score::Scaled;
         // Several point buffers only pay with persistent CTAs (point_buffers).
         const int buffers = P::point_buffers(args.d_pad, args.k, kScaled);
-        auto kernel = k_chunks == 1   ? flash_assign_resident_kernel<Half, kScore, 1, false>
-                      : k_chunks == 2 ? flash_assign_resident_kernel<Half, kScore, 2, false>
-                                      : flash_assign_resident_kernel<Half, kScore, 3, false>;
+        auto kernel = k_chunks == 1   ? flash_assign_resident_kernel<Half, kScore, 1, false, kMargin>
+                      : k_chunks == 2 ? flash_assign_resident_kernel<Half, kScore, 2, false, kMargin>
+                                      : flash_assign_resident_kernel<Half, kScore, 3, false, kMargin>;
         if constexpr (kResidentChunks == 4) {
             if (k_chunks == 4) {
-                kernel = flash_assign_resident_kernel<Half, kScore, 4, false>;
+                kernel = flash_assign_resident_kernel<Half, kScore, 4, false, kMargin>;
             }
         }
         if (buffers >= 2) {
-            kernel = k_chunks == 1 ? flash_assign_resident_kernel<Half, kScore, 1, true>
-                                   : flash_assign_resident_kernel<Half, kScore, 2, true>;
+            // Persistent CTAs walk every block: they cannot skip compacted ones.
+            FAISS_THROW_IF_NOT_MSG(!args.rows_valid, "FlashAssign sm90: rows_valid needs one point block per CTA");
+            kernel = k_chunks == 1 ? flash_assign_resident_kernel<Half, kScore, 1, true, kMargin>
+                                   : flash_assign_resident_kernel<Half, kScore, 2, true, kMargin>;
         }
         const int stages = P::stages(args.d_pad, buffers, kScaled);
         const int64_t n_tiles = (args.k + P::kBlockN - 1) / P::kBlockN;
@@ -745,7 +785,7 @@ int64_t launch(const AssignArgs& args, cudaStream_t stream) {
         return m_tiles * P::kConsumers;
     } else {
         using P = StreamingPolicy;
-        auto kernel = flash_assign_streaming_kernel<Half, kScore>;
+        auto kernel = flash_assign_streaming_kernel<Half, kScore, kMargin>;
         const size_t smem = P::smem_bytes(kScore == Score::Scaled);
         reserve_smem(kernel, smem);
         const CUtensorMap map_x = make_map(args.x, type, args.batch * args.n, args.ldx, args.d_pad, P::kBlockM);
@@ -757,9 +797,10 @@ int64_t launch(const AssignArgs& args, cudaStream_t stream) {
     }
 }
 
-template <typename Half>
+template <typename Half, bool kMargin = false>
 int64_t launch_metric(const AssignArgs& args, cudaStream_t stream) {
-    return args.inner_product ? launch<Half, Score::InnerProduct>(args, stream) : launch<Half, Score::L2>(args, stream);
+    return args.inner_product ? launch<Half, Score::InnerProduct, kMargin>(args, stream)
+                              : launch<Half, Score::L2, kMargin>(args, stream);
 }
 
 /** Whether the current device runs this build's sm_90a kernels (a Hopper
@@ -782,7 +823,7 @@ bool device_runs_sm90a() {
     int major = 0;
     cudaFuncAttributes attr;
     bool runs = cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device) == cudaSuccess && major == 9;
-    if (runs && cudaFuncGetAttributes(&attr, flash_assign_resident_kernel<__half, Score::L2, 2, false>) != cudaSuccess) {
+    if (runs && cudaFuncGetAttributes(&attr, flash_assign_resident_kernel<__half, Score::L2, 2, false, false>) != cudaSuccess) {
         cudaGetLastError();
         runs = false;
     }
@@ -810,9 +851,10 @@ int64_t flash_assign_sm90(const AssignArgs& args, Operand op, cudaStream_t strea
                   "the padded terms come in whole tiles of both agents");
     FAISS_THROW_IF_NOT_MSG(args.c_bias_padded && args.k_pad == padded_terms(args.k),
                            "FlashAssign sm90: needs the score terms padded to k_pad = padded_terms(k)");
+    FAISS_THROW_IF_NOT_MSG(!args.margins || op == Operand::F16, "FlashAssign sm90: margins need fp16 operands");
     switch (op) {
         case Operand::F16:
-            return launch_metric<__half>(args, stream);
+            return args.margins ? launch_metric<__half, true>(args, stream) : launch_metric<__half>(args, stream);
         case Operand::BF16:
             return launch_metric<__nv_bfloat16>(args, stream);
         case Operand::F16x3:

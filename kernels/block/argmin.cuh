@@ -27,5 +27,23 @@ __device__ __forceinline__ void quad_argmin(float& score, int32_t& index) {
     }
 }
 
+/** quad_argmin that also reduces each lane's second-best score: the second
+ * smallest of two disjoint sets is the larger of their minima or the
+ * smaller of their second minima.
+ */
+__device__ __forceinline__ void quad_argmin_second(float& score, int32_t& index, float& second) {
+#pragma unroll
+    for (int off = 1; off < 4; off *= 2) {
+        const float os = __shfl_xor_sync(0xffffffff, score, off);
+        const int32_t oi = __shfl_xor_sync(0xffffffff, index, off);
+        const float osecond = __shfl_xor_sync(0xffffffff, second, off);
+        second = fminf(fminf(second, osecond), fmaxf(score, os));
+        if (better(os, oi, score, index)) {
+            score = os;
+            index = oi;
+        }
+    }
+}
+
 } // namespace kernels
 } // namespace faiss_flash

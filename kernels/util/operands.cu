@@ -144,6 +144,25 @@ __global__ void split_centroids_kernel(const float* c, int64_t rows, int64_t k, 
     }
 }
 
+__global__ void scale_centroids_kernel(const float* c, int64_t rows, int64_t k, int64_t d, int d_pad, const int32_t* point_exps, const int32_t* exps, bool l2, __half* dst, float* bias) {
+    const int lane = threadIdx.x % 32;
+    const int64_t r = warp_row();
+    if (r >= rows) {
+        return;
+    }
+    const int32_t e = exps[r / k];
+    float sq = 0;
+    for (int64_t j = lane; j < d_pad; j += 32) {
+        const float v = j < d ? c[r * d + j] : 0.0f;
+        sq += v * v; // the lane order of split_row: the same norm
+        dst[r * d_pad + j] = __float2half_rn(ldexpf(v, e));
+    }
+    sq = warp_sum(sq);
+    if (lane == 0) {
+        bias[r] = l2 ? ldexpf(sq, e + point_exps[r / k]) : 0.0f;
+    }
+}
+
 __global__ void pad_terms_kernel(const float* src, int64_t batch, int64_t k, int64_t k_pad, float fill, float* dst) {
     for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < batch * k_pad; i += int64_t(gridDim.x) * blockDim.x) {
         const int64_t b = i / k_pad, j = i % k_pad;
@@ -212,6 +231,13 @@ unsigned strided_grid(int64_t items) {
     return unsigned(std::min<int64_t>((items + 255) / 256, int64_t(1) << 20));
 }
 
+/// exps[b] = split_exponent of problem b's largest |x| (max_bits: B words of scratch).
+void problem_exponents(const float* x, int64_t ldx, int64_t batch, int64_t n, int64_t d, unsigned* max_bits, int32_t* exps, cudaStream_t stream) {
+    cudaMemsetAsync(max_bits, 0, sizeof(unsigned) * batch, stream);
+    problem_max_kernel<<<warp_rows_grid(batch * n), 256, 0, stream>>>(x, ldx, batch * n, n, d, max_bits);
+    exponents_kernel<<<strided_grid(batch), 256, 0, stream>>>(max_bits, batch, exps);
+}
+
 } // namespace
 
 void convert_rows(const void* src, int64_t ld_src, PointType t, int64_t rows, int64_t d, void* dst, int64_t ld_dst, Operand op, float* norms, cudaStream_t stream) {
@@ -226,9 +252,7 @@ void split_exponents(const float* x, int64_t ldx, int64_t batch, int64_t n, int6
     unsigned* max_bits = nullptr;
     FAISS_THROW_IF_NOT_FMT(cudaMallocAsync(&max_bits, sizeof(unsigned) * batch, stream) == cudaSuccess,
                            "split_exponents: cannot allocate %zd bytes of GPU memory", sizeof(unsigned) * batch);
-    cudaMemsetAsync(max_bits, 0, sizeof(unsigned) * batch, stream);
-    problem_max_kernel<<<warp_rows_grid(batch * n), 256, 0, stream>>>(x, ldx, batch * n, n, d, max_bits);
-    exponents_kernel<<<strided_grid(batch), 256, 0, stream>>>(max_bits, batch, exps);
+    problem_exponents(x, ldx, batch, n, d, max_bits, exps, stream);
     const cudaError_t launch = cudaGetLastError();
     cudaFreeAsync(max_bits, stream);
     FAISS_THROW_IF_NOT_FMT(launch == cudaSuccess, "split_exponents failed: %s", cudaGetErrorString(launch));
@@ -244,6 +268,13 @@ void split_centroids(const float* c, int64_t batch, int64_t k, int64_t d, int d_
     split_centroids_kernel<<<warp_rows_grid(batch * k), 256, 0, stream>>>(
             c, batch * k, k, d, d_pad, point_exps, l2, static_cast<__half*>(dst), bias, multiplier);
     check_launch("split_centroids");
+}
+
+void scale_centroids(const float* c, int64_t batch, int64_t k, int64_t d, int d_pad, const int32_t* point_exps, bool l2, unsigned* max_bits, int32_t* exps, void* dst, float* bias, cudaStream_t stream) {
+    problem_exponents(c, d, batch, k, d, max_bits, exps, stream);
+    scale_centroids_kernel<<<warp_rows_grid(batch * k), 256, 0, stream>>>(c, batch * k, k, d, d_pad, point_exps, exps, l2,
+                                                                        static_cast<__half*>(dst), bias);
+    check_launch("scale_centroids");
 }
 
 void pad_terms(const float* src, int64_t batch, int64_t k, int64_t k_pad, float fill, float* dst, cudaStream_t stream) {

@@ -57,6 +57,17 @@ void split_points(const float* x, int64_t ldx, int64_t batch, int64_t n, int64_t
 void split_centroids(const float* c, int64_t batch, int64_t k, int64_t d, int d_pad, const int32_t* point_exps, bool l2,
                      void* dst, float* bias, float* multiplier, cudaStream_t stream);
 
+/** Centroids -> fp16 rows rn(c·2^e_b) of d_pad (dst), one exponent e_b per
+ * problem (exps, out: it brings the problem's largest |c| below 2^15, as
+ * split_exponents; max_bits: B words of scratch); bias = ||c||²·2^(e_b +
+ * point_exps[b]) (L2, the fp32 norm of split_centroids) or 0 (IP). With the
+ * hi parts of split_points' rows, a score of these operands is the exact
+ * score times 2^(e_b + point_exps[b]), one positive factor per problem:
+ * the same argmin.
+ */
+void scale_centroids(const float* c, int64_t batch, int64_t k, int64_t d, int d_pad, const int32_t* point_exps, bool l2,
+                     unsigned* max_bits, int32_t* exps, void* dst, float* bias, cudaStream_t stream);
+
 /// dst[b·k_pad + j] = src[b·k + j] for j < k, fill for k <= j < k_pad.
 void pad_terms(const float* src, int64_t batch, int64_t k, int64_t k_pad, float fill, float* dst, cudaStream_t stream);
 

@@ -27,7 +27,7 @@ def train_index(index, x, **params):
         serialized, as the same type. This path needs no faiss module.
 
     params: fields of FlashParameters (backend, device, num_threads,
-    precision, deterministic, tol, cuda_graphs).
+    precision, deterministic, tol, cuda_graphs, fused_update, certified_fp32).
     """
     if isinstance(index, (bytes, bytearray, np.ndarray)):
         return _train_serialized(index, x, params)

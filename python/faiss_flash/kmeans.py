@@ -33,7 +33,8 @@ class Kmeans:
     frozen_centroids, min_points_per_centroid, max_points_per_centroid,
     seed, decode_block_size) or of faiss_flash's FlashParameters (backend:
     "auto" | "cpu" | "cuda", device, num_threads, precision: "exact" |
-    "tf32" | "bf16" | "fp16", deterministic, tol, cuda_graphs).
+    "tf32" | "bf16" | "fp16", deterministic, tol, cuda_graphs, fused_update,
+    certified_fp32).
     ``progressive_dim_steps`` (faiss's ProgressiveDimClustering) is not
     supported.
 
