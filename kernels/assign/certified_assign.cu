@@ -235,13 +235,13 @@ __global__ void gather_uncertified_kernel(CompactArgs a, const __half* split_row
             ids[b * a.n + base + rank] = int32_t(row);
         }
         __syncthreads();
-        // Each warp copies whole rows, its lanes over their 16-byte pieces.
-        for (int slot = warp; slot < moved; slot += kWarps) {
+        // The block copies the moved rows as one flat list of 16-byte
+        // pieces: independent loads, many in flight.
+        for (int piece = threadIdx.x; piece < moved * vectors; piece += P::kThreads) {
+            const int slot = piece / vectors, v = piece % vectors;
             const uint4* src = reinterpret_cast<const uint4*>(split_rows + (b * a.n + moves[slot]) * ld_split);
             uint4* dst = reinterpret_cast<uint4*>(compact_rows + (b * a.n + base + slot) * row_halves);
-            for (int v = lane; v < vectors; v += 32) {
-                dst[v] = src[v];
-            }
+            dst[v] = src[v];
         }
         base += moved;
     }
