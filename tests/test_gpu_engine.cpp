@@ -561,6 +561,20 @@ TEST_F(Gpu, OnChipUpdateTwoRunsAreBitIdentical) {
     }
 }
 
+/// A point against its label: the fp64 score and both squared norms.
+struct LabelTerms {
+    double score, xx, cc;
+};
+
+LabelTerms label_terms(const float* x, const float* c, int64_t d, Metric metric) {
+    LabelTerms t{score64(x, c, d, metric), 0, 0};
+    for (int64_t j = 0; j < d; j++) {
+        t.xx += double(x[j]) * x[j];
+        t.cc += double(c[j]) * c[j];
+    }
+    return t;
+}
+
 TEST_F(Gpu, FusedStepMatchesFp64) {
     // The assignment inside the on-chip update (FlashParameters::
     // fused_update): the step's labels against an fp64 argmin (differences
@@ -626,13 +640,8 @@ TEST_F(Gpu, FusedStepMatchesFp64) {
                 const int64_t l = labels[b * n + i];
                 ASSERT_GE(l, 0) << "label " << i << " of problem " << b;
                 ASSERT_LT(l, k);
-                const double got = score64(xb + i * d, cb + l * d, d, cs.metric);
+                const auto [got, xx, cc] = label_terms(xb + i * d, cb + l * d, d, cs.metric);
                 obj += cs.metric == Metric::L2 ? got : -got;
-                double xx = 0, cc = 0;
-                for (int64_t j = 0; j < d; j++) {
-                    xx += double(xb[i * d + j]) * xb[i * d + j];
-                    cc += double(cb[l * d + j]) * cb[l * d + j];
-                }
                 const double scale = cs.metric == Metric::L2 ? xx + cc : std::sqrt(xx * cc);
                 const double tol = 2 * (d + 4) * 1.2e-7 * scale + 1e-6;
                 obj_tol += tol;
@@ -741,13 +750,8 @@ TEST_F(Gpu, CertifiedFp32StepMatchesFp64) {
                 const int64_t l = first.labels[b * n + i];
                 ASSERT_GE(l, 0) << "label " << i << " of problem " << b;
                 ASSERT_LT(l, k);
-                const double got = score64(xb + i * d, cb + l * d, d, cs.metric);
+                const auto [got, xx, cc] = label_terms(xb + i * d, cb + l * d, d, cs.metric);
                 obj += cs.metric == Metric::L2 ? got : -got;
-                double xx = 0, cc = 0;
-                for (int64_t e = 0; e < d; e++) {
-                    xx += double(xb[i * d + e]) * xb[i * d + e];
-                    cc += double(cb[l * d + e]) * cb[l * d + e];
-                }
                 obj_scale += cs.metric == Metric::L2 ? xx + cc : std::sqrt(xx * cc);
                 const double gap = ref.second[i] - ref.best[i];
                 const double E = a * std::sqrt(xx) * c_max + (d + 2) * 0x1p-24 * c_max * c_max;

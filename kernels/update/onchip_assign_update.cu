@@ -49,7 +49,7 @@ __device__ __forceinline__ void stage_centroids(
 /// 8 K elements, stride = to the next 8 M/N rows. MN-major: leading = to
 /// the next 8 K rows, stride = to the next 8 M/N elements (CUTLASS's
 /// INTERLEAVE layouts).
-__device__ __forceinline__ uint64_t piece_major_descriptor(const void* smem_tile, int leading, int stride) {
+[[maybe_unused]] __device__ __forceinline__ uint64_t piece_major_descriptor(const void* smem_tile, int leading, int stride) {
     const uint32_t addr = static_cast<uint32_t>(__cvta_generic_to_shared(smem_tile));
     uint64_t desc = (addr & 0x3FFFF) >> 4;
     desc |= uint64_t((leading >> 4) & 0x3FFF) << 16;
