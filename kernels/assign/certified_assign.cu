@@ -86,25 +86,6 @@ struct Workspace {
     size_t bytes = 0;
 };
 
-/** One warp per centroid row: max_j ||c_j||² of each problem, as the bits
- * of non-negative floats (an integer max: order-independent).
- */
-__global__ void centroid_norm_max_kernel(const float* c, int64_t rows, int64_t k, int64_t d, unsigned* max_bits) {
-    const int64_t r = (blockIdx.x * int64_t(blockDim.x) + threadIdx.x) / 32;
-    if (r >= rows) {
-        return;
-    }
-    const int lane = threadIdx.x % 32;
-    float sq = 0;
-    for (int64_t j = lane; j < d; j += 32) {
-        sq = fmaf(c[r * d + j], c[r * d + j], sq);
-    }
-    sq = warp_sum(sq);
-    if (lane == 0) {
-        atomicMax(max_bits + r / k, __float_as_uint(sq));
-    }
-}
-
 /** Whether the fast pass's label of a row is its exact argmin.
  *
  * The operands (split_points' hi parts, scale_centroids): x̂ = rn16(x·2^ex)
@@ -321,13 +302,8 @@ void certified_assign(const CertifiedAssignArgs& args, void* workspace, cudaStre
 
     // Fast pass: the points' hi parts (the first d_part columns of their
     // split rows) against fp16 centroids of one scale per problem.
-    cudaMemsetAsync(ws.c_max2, 0, sizeof(unsigned) * batch, stream); // a failure shows at the launch check
-    const int64_t c_rows = batch * split.k;
-    centroid_norm_max_kernel<<<unsigned((c_rows + 7) / 8), 256, 0, stream>>>(args.centroids, c_rows, split.k, args.d,
-                                                                              ws.c_max2);
-    check_launch("certified_assign: centroid norms");
     scale_centroids(args.centroids, batch, split.k, args.d, args.d_part, args.point_exps, !split.inner_product,
-                    ws.c_abs_max, ws.c_exps, ws.c_fast, ws.c_fast_bias, stream);
+                    ws.c_abs_max, ws.c_exps, ws.c_fast, ws.c_fast_bias, ws.c_max2, stream);
     pad_terms(ws.c_fast_bias, batch, split.k, padded_terms(split.k), INFINITY, ws.c_fast_bias_padded, stream);
     AssignArgs fast = split;
     fast.c = ws.c_fast;

@@ -144,7 +144,7 @@ __global__ void split_centroids_kernel(const float* c, int64_t rows, int64_t k, 
     }
 }
 
-__global__ void scale_centroids_kernel(const float* c, int64_t rows, int64_t k, int64_t d, int d_pad, const int32_t* point_exps, const int32_t* exps, bool l2, __half* dst, float* bias) {
+__global__ void scale_centroids_kernel(const float* c, int64_t rows, int64_t k, int64_t d, int d_pad, const int32_t* point_exps, const int32_t* exps, bool l2, __half* dst, float* bias, unsigned* norm_max_bits) {
     const int lane = threadIdx.x % 32;
     const int64_t r = warp_row();
     if (r >= rows) {
@@ -160,6 +160,8 @@ __global__ void scale_centroids_kernel(const float* c, int64_t rows, int64_t k, 
     sq = warp_sum(sq);
     if (lane == 0) {
         bias[r] = l2 ? ldexpf(sq, e + point_exps[r / k]) : 0.0f;
+        // Bits of non-negative floats order like the floats: an integer max.
+        atomicMax(norm_max_bits + r / k, __float_as_uint(sq));
     }
 }
 
@@ -270,10 +272,11 @@ void split_centroids(const float* c, int64_t batch, int64_t k, int64_t d, int d_
     check_launch("split_centroids");
 }
 
-void scale_centroids(const float* c, int64_t batch, int64_t k, int64_t d, int d_pad, const int32_t* point_exps, bool l2, unsigned* max_bits, int32_t* exps, void* dst, float* bias, cudaStream_t stream) {
+void scale_centroids(const float* c, int64_t batch, int64_t k, int64_t d, int d_pad, const int32_t* point_exps, bool l2, unsigned* max_bits, int32_t* exps, void* dst, float* bias, unsigned* norm_max_bits, cudaStream_t stream) {
     problem_exponents(c, d, batch, k, d, max_bits, exps, stream);
+    cudaMemsetAsync(norm_max_bits, 0, sizeof(unsigned) * batch, stream);
     scale_centroids_kernel<<<warp_rows_grid(batch * k), 256, 0, stream>>>(c, batch * k, k, d, d_pad, point_exps, exps, l2,
-                                                                        static_cast<__half*>(dst), bias);
+                                                                        static_cast<__half*>(dst), bias, norm_max_bits);
     check_launch("scale_centroids");
 }
 

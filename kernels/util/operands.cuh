@@ -63,10 +63,12 @@ void split_centroids(const float* c, int64_t batch, int64_t k, int64_t d, int d_
  * point_exps[b]) (L2, the fp32 norm of split_centroids) or 0 (IP). With the
  * hi parts of split_points' rows, a score of these operands is the exact
  * score times 2^(e_b + point_exps[b]), one positive factor per problem:
- * the same argmin.
+ * the same argmin. norm_max_bits (B, out): max_j ||c_j||² of each problem
+ * (any metric), as the bits of a non-negative float.
  */
 void scale_centroids(const float* c, int64_t batch, int64_t k, int64_t d, int d_pad, const int32_t* point_exps, bool l2,
-                     unsigned* max_bits, int32_t* exps, void* dst, float* bias, cudaStream_t stream);
+                     unsigned* max_bits, int32_t* exps, void* dst, float* bias, unsigned* norm_max_bits,
+                     cudaStream_t stream);
 
 /// dst[b·k_pad + j] = src[b·k + j] for j < k, fill for k <= j < k_pad.
 void pad_terms(const float* src, int64_t batch, int64_t k, int64_t k_pad, float fill, float* dst, cudaStream_t stream);
