@@ -590,6 +590,9 @@ TEST_F(Gpu, FusedStepMatchesFp64) {
             {PointType::F16, Metric::L2, 3, 3001, 40, 64},    {PointType::BF16, Metric::L2, 2, 5000, 100, 128},
             {PointType::F16, Metric::InnerProduct, 2, 2000, 33, 64}, {PointType::BF16, Metric::InnerProduct, 1, 700, 128, 128},
             {PointType::F16, Metric::L2, 4, 1500, 128, 96},
+            // More slices than a GPU has SMs: blocks take a second slice
+            // (another problem's centroids), slices of 4 or 5 chunks.
+            {PointType::F16, Metric::L2, 4, 20000, 100, 64},
     };
     for (const Case& cs : cases) {
         const uint64_t seed = fresh_seed();
@@ -627,6 +630,13 @@ TEST_F(Gpu, FusedStepMatchesFp64) {
         std::vector<int32_t> labels;
         const UpdateResult fused = step(true, fused_res, &labels);
         step(false, apart_res, nullptr);
+        std::vector<StepResult> again_res;
+        const UpdateResult again = step(true, again_res, nullptr);
+        EXPECT_EQ(0, std::memcmp(fused.centroids.data(), again.centroids.data(), 4 * fused.centroids.size()))
+                << "two fused steps differ";
+        for (int64_t b = 0; b < B; b++) {
+            EXPECT_EQ(fused_res[b].obj, again_res[b].obj) << "problem " << b;
+        }
 
         int64_t n_ties = 0;
         for (int64_t b = 0; b < B; b++) {
