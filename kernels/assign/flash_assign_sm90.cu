@@ -18,13 +18,13 @@
 #include <map>
 #include <mutex>
 
-#include <cudaTypedefs.h>
 
 #include <faiss/impl/FaissAssert.h>
 
 #include "../block/argmin.cuh"
 #include "../block/tma_sm90.cuh"
 #include "../util/launch_check.h"
+#include "../util/tensor_map.h"
 #include "../warp/wgmma_sm90.cuh"
 #include "../warp/warp_reduce.cuh"
 
@@ -694,31 +694,10 @@ __global__ void __launch_bounds__(ResidentPolicy::kThreads, 1) flash_assign_resi
 #endif
 }
 
-PFN_cuTensorMapEncodeTiled_v12000 tensor_map_encoder() {
-    static PFN_cuTensorMapEncodeTiled_v12000 fn = [] {
-        void* p = nullptr;
-        cudaDriverEntryPointQueryResult q;
-        const cudaError_t err = cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &p, 12000, cudaEnableDefault, &q);
-        FAISS_THROW_IF_NOT_MSG(err == cudaSuccess && q == cudaDriverEntryPointSuccess && p,
-                               "FlashAssign sm90: cuTensorMapEncodeTiled not available in the driver");
-        return reinterpret_cast<PFN_cuTensorMapEncodeTiled_v12000>(p);
-    }();
-    return fn;
-}
-
 /// 2D map over `rows` rows of `ld` 16-bit elements (d_pad used), boxes of
 /// 64 columns x box_rows rows, 128B swizzle, zero fill out of bounds.
 CUtensorMap make_map(const void* base, CUtensorMapDataType type, int64_t rows, int64_t ld, int d_pad, int box_rows) {
-    CUtensorMap map;
-    const cuuint64_t dims[2] = {cuuint64_t(d_pad), cuuint64_t(rows)};
-    const cuuint64_t strides[1] = {cuuint64_t(ld) * 2};
-    const cuuint32_t box[2] = {64, cuuint32_t(box_rows)};
-    const cuuint32_t elem_strides[2] = {1, 1};
-    const CUresult r = tensor_map_encoder()(
-            &map, type, 2, const_cast<void*>(base), dims, strides, box, elem_strides, CU_TENSOR_MAP_INTERLEAVE_NONE,
-            CU_TENSOR_MAP_SWIZZLE_128B, CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
-    FAISS_THROW_IF_NOT_FMT(r == CUDA_SUCCESS, "FlashAssign sm90: cuTensorMapEncodeTiled failed (%d)", int(r));
-    return map;
+    return make_swizzled_row_map(base, type, rows, ld, d_pad, box_rows, "FlashAssign sm90");
 }
 
 /// Multiprocessors of the current device: the persistent grid size.

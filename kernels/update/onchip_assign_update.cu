@@ -1,12 +1,16 @@
 // The on-chip update with the assignment fused in (sm_90a): a block holds
-// its problem's centroids, assigns each staged chunk on wgmma and adds it
-// to the sums as one wgmma product with the chunk's one-hot matrix; its
-// launch and entry points (see onchip_update.cuh; the shared pieces are in
-// onchip_slices.cuh).
+// its problem's centroids, assigns each chunk the TMA staged on wgmma and
+// adds it to the sums as one wgmma product with the chunk's one-hot
+// matrix; its launch and entry points (see onchip_update.cuh; the shared
+// pieces are in onchip_slices.cuh).
+
+#include <climits>
 
 #include "onchip_slices.cuh"
 #include "../block/argmin.cuh"
 #include "../block/named_barrier.cuh"
+#include "../block/tma_sm90.cuh"
+#include "../util/tensor_map.h"
 #include "../warp/wgmma_sm90.cuh"
 #include "../warp/warp_reduce.cuh"
 
@@ -18,11 +22,13 @@ namespace {
 using namespace onchip;
 
 /** Fused assignment: stages problem b's centroids (the assignment's
- * 16-bit operand rows, zero rows past k up to centroid_rows, at the
- * points' pitch) as the caller's next cp.async group, and their score
- * bias (L2: ||c||², IP: 0; +inf past k) into shared memory directly.
+ * 16-bit operand rows, at the points' pitch) as the caller's next cp.async
+ * group, in the TMA's 128B-swizzled layout of the points (64-coordinate
+ * halves, 16-byte piece j of row r at piece j ^ (r % 8) of its 128-byte
+ * row), zeros past k and past d up to the dimension tiles' end; and their
+ * score bias (L2: ||c||², IP: 0; +inf past k) into shared memory directly.
  */
-__device__ __forceinline__ void stage_centroids(
+[[maybe_unused]] __device__ __forceinline__ void stage_centroids(
         const OnChipAssign& fa,
         const SliceTask& task,
         unsigned char* smem,
@@ -30,13 +36,14 @@ __device__ __forceinline__ void stage_centroids(
         int threads,
         int t) {
     const SmemLayout& l = task.smem;
-    const int pieces = task.d / 8;
+    const int pieces = task.dim_tiles * P::kTileDims / 8, valid_pieces = task.d / 8;
     const unsigned char* c = static_cast<const unsigned char*>(fa.c) + int64_t(b) * task.k * fa.ldc * 2;
     for (int i = t; i < l.centroid_rows * pieces; i += threads) {
         const int row = i / pieces, piece = i % pieces;
-        const bool valid = row < task.k;
-        cp_async_16(smem + l.centroids + row * 16 + piece * l.centroid_block_stride,
-                    valid ? c + (int64_t(row) * fa.ldc + piece * 8) * 2 : c, valid);
+        const bool valid = row < task.k && piece < valid_pieces;
+        unsigned char* dst = smem + l.centroids + (piece / 8) * l.centroid_block_stride + row * l.row_stride +
+                ((piece % 8) ^ (row % 8)) * 16;
+        cp_async_16(dst, valid ? c + (int64_t(row) * fa.ldc + piece * 8) * 2 : c, valid);
     }
     float* bias = reinterpret_cast<float*>(smem + l.bias);
     for (int row = t; row < l.centroid_rows; row += threads) {
@@ -57,16 +64,54 @@ __device__ __forceinline__ void stage_centroids(
     return desc; // swizzle mode 0: none
 }
 
+/** One column half (64 centroids) of a fused assignment's fold: each of
+ * the lane's two rows (h) keeps its best (score, column) over the half's
+ * columns in increasing order with a strict '<' (the lowest column on
+ * ties), in two chains by column parity e for instruction-level
+ * parallelism, merged by the same order at the end (merge_parity_chains).
+ * score = bias - 2<x,c> for L2 (mult -2), -<x,c> for IP (mult -1).
+ */
+[[maybe_unused]] __device__ __forceinline__ void fold_half(
+        const float (&acc)[32],
+        const float* bias,
+        float mult,
+        int col0,
+        float (&best_score)[2][2],
+        int32_t (&best_col)[2][2]) {
+    const int lane = threadIdx.x % 32;
+#pragma unroll
+    for (int j = 0; j < 8; j++) {
+        const int col = col0 + 8 * j + 2 * (lane % 4);
+        const float2 cb = *reinterpret_cast<const float2*>(bias + col);
+#pragma unroll
+        for (int e = 0; e < 2; e++) {
+#pragma unroll
+            for (int h = 0; h < 2; h++) {
+                const float score = fmaf(mult, acc[4 * j + 2 * h + e], e == 0 ? cb.x : cb.y);
+                if (score < best_score[h][e]) {
+                    best_score[h][e] = score;
+                    best_col[h][e] = col + e;
+                }
+            }
+        }
+    }
+}
+
 /** Fused assignment of the staged chunk (128 rows) by the assign
- * warpgroup: per 64 rows one wgmma group m64n128k16 over the kDimTiles·2
- * k16 steps (points and the problem's centroids both piece-major in shared
- * memory), both groups in flight so that the first half's fold runs beside
- * the second's products; each row's argmin over the 128 columns (score =
- * bias - 2<x,c> for L2, -<x,c> for IP; columns in increasing order, strict
- * '<', then the quad's lowest index on ties, as every assignment kernel).
- * Writes the labels to fa.labels, counts them, and sets the chunk's row
- * in the one-hot matrix (zeroed by the caller). Returns the sum of the
- * scores of the rows this lane wrote (IP sums -score).
+ * warpgroups, 64 rows each: two wgmma groups m64n64k16 over the kDimTiles·2
+ * k16 steps, one per half of the 128 centroid columns (points and
+ * centroids both in the TMA's 128B-swizzled K-major layout), so that the
+ * first half's fold runs beside the second half's products; each row's
+ * argmin over the 128 columns (fold_half; then the quad's lowest index on
+ * ties, as every assignment kernel). Writes the labels to fa.labels,
+ * counts them, and sets the chunk's rows in the one-hot matrix after
+ * clearing the entries this lane set in the same buffer two chunks before
+ * (set_cols: in, those columns, -1 for none; out, this chunk's). From
+ * the block's second chunk on (g > 0), signals the end of its products
+ * (kBarProducts + g % 2): the sums of chunk g - 1 wait for it, so that
+ * they never slow this critical path's products on the tensor cores.
+ * Returns the sum of the scores of the rows this lane wrote (IP sums
+ * -score).
  */
 template <typename T, int kDimTiles>
 __device__ __forceinline__ double assign_chunk(
@@ -75,8 +120,10 @@ __device__ __forceinline__ double assign_chunk(
         unsigned char* smem,
         int stage,
         unsigned char* one_hot,
+        int32_t (&set_cols)[2],
         int rows,
-        int64_t row0) {
+        int64_t row0,
+        int64_t g) {
     double written = 0;
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
     const SmemLayout& l = task.smem;
@@ -87,47 +134,56 @@ __device__ __forceinline__ double assign_chunk(
     const float mult = fa.inner_product ? -1.0f : -2.0f;
     constexpr uint16_t kOne = std::is_same_v<T, __half> ? 0x3c00u : 0x3f80u;
     const int m0 = 64 * int(threadIdx.x / 128); // this warpgroup's 64 rows
-    float acc[64];
+    float acc[2][32];
     wgmma_fence();
 #pragma unroll
-    for (int ks = 0; ks < kDimTiles * P::kTileDims / 16; ks++) {
-        const uint64_t da = piece_major_descriptor(points + m0 * 16 + 2 * ks * l.block_stride, l.block_stride, 128);
-        const uint64_t db = piece_major_descriptor(smem + l.centroids + 2 * ks * l.centroid_block_stride,
-                                                   l.centroid_block_stride, 128);
-        wgmma_m64n128k16<T>(acc, da, db, ks > 0);
-    }
-    wgmma_commit();
-    wgmma_wait<0>();
-    float best_score[2] = {INFINITY, INFINITY};
-    int32_t best_col[2] = {0, 0};
+    for (int n = 0; n < 2; n++) {
 #pragma unroll
-    for (int j = 0; j < 16; j++) {
-#pragma unroll
-        for (int e = 0; e < 2; e++) {
-            const int col = 8 * j + 2 * (lane % 4) + e;
-            const float cb = bias[col];
-#pragma unroll
-            for (int h = 0; h < 2; h++) {
-                const float score = fmaf(mult, acc[4 * j + 2 * h + e], cb);
-                if (score < best_score[h]) {
-                    best_score[h] = score;
-                    best_col[h] = col;
-                }
-            }
+        for (int ks = 0; ks < kDimTiles * P::kTileDims / 16; ks++) {
+            // k16 step ks: 64-coordinate half ks / 4, 32 bytes per step inside it.
+            const uint64_t da = wgmma_descriptor_k(
+                    wgmma_descriptor(points + (ks / 4) * l.block_stride + m0 * l.row_stride), ks % 4);
+            const uint64_t db = wgmma_descriptor_k(
+                    wgmma_descriptor(smem + l.centroids + (ks / 4) * l.centroid_block_stride + 64 * n * l.row_stride),
+                    ks % 4);
+            wgmma_m64k16<T, 64>(acc[n], da, db, ks > 0);
         }
+        wgmma_commit();
     }
+    float best_score[2][2] = {{INFINITY, INFINITY}, {INFINITY, INFINITY}};
+    int32_t best_col[2][2] = {{0, 1}, {0, 1}};
+    wgmma_wait<1>();
+    fold_half(acc[0], bias, mult, 0, best_score, best_col);
+    wgmma_wait<0>();
+    if (g > 0) {
+        // The sums of the previous chunk take the tensor cores now.
+        named_barrier_arrive(P::kBarProducts + int(g % 2), P::kFusedThreads);
+    }
+    fold_half(acc[1], bias, mult, 64, best_score, best_col);
 #pragma unroll
     for (int h = 0; h < 2; h++) {
-        float score = best_score[h];
-        int32_t col = best_col[h];
+        float score = best_score[h][0];
+        int32_t col = best_col[h][0];
+        if (better(best_score[h][1], best_col[h][1], score, col)) {
+            score = best_score[h][1];
+            col = best_col[h][1];
+        }
         quad_argmin(score, col);
         const int r = m0 + 16 * (t / 32) + lane / 4 + 8 * h;
-        if (lane % 4 == 0 && r < rows) {
-            fa.labels[row0 + r] = col;
-            atomicAdd(counts + col, 1u);
+        if (lane % 4 == 0) {
             // one_hot[c][r], piece-major over the rows (8 rows per 16 bytes).
-            *reinterpret_cast<uint16_t*>(one_hot + (r / 8) * (P::kFusedMaxK * 16) + col * 16 + (r % 8) * 2) = kOne;
-            written += fa.inner_product ? -score : score;
+            unsigned char* row_entries = one_hot + (r / 8) * (P::kFusedMaxK * 16) + (r % 8) * 2;
+            if (set_cols[h] >= 0) {
+                *reinterpret_cast<uint16_t*>(row_entries + set_cols[h] * 16) = 0;
+            }
+            set_cols[h] = -1;
+            if (r < rows) {
+                fa.labels[row0 + r] = col;
+                atomicAdd(counts + col, 1u);
+                *reinterpret_cast<uint16_t*>(row_entries + col * 16) = kOne;
+                set_cols[h] = col;
+                written += fa.inner_product ? -score : score;
+            }
         }
     }
 #else
@@ -136,37 +192,16 @@ __device__ __forceinline__ double assign_chunk(
     return written;
 }
 
-/// A block's walk over its slices' chunks, in order: slice task id (b, p)
-/// and its chunk c.
-struct ChunkCursor {
-    int64_t id, tasks, stride;
-    SliceRows slice;
-    int c = 0;
-
-    __device__ ChunkCursor(const SliceTask& task, int64_t tasks_)
-            : id(blockIdx.x), tasks(tasks_), stride(gridDim.x), slice(task, int64_t(blockIdx.x) < tasks_ ? blockIdx.x : 0) {}
-    __device__ bool valid() const {
-        return id < tasks;
-    }
-    __device__ bool last_of_slice() const {
-        return c + 1 == slice.chunks;
-    }
-    __device__ void next(const SliceTask& task) {
-        if (++c == slice.chunks) {
-            c = 0;
-            id += stride;
-            if (id < tasks) {
-                slice = SliceRows(task, id);
-            }
-        }
-    }
-};
+/// Coordinates of the fused kernel's sums: whole 64-coordinate halves
+/// (the 128B-swizzled operand's N granularity); past d they add zeros.
+template <int kDimTiles>
+constexpr int kSumDims = P::kSwizzleDims * ((kDimTiles * P::kTileDims + P::kSwizzleDims - 1) / P::kSwizzleDims);
 
 /** The sums warpgroup's product for one chunk: sums[128 clusters × N]
- * (two m64 accumulators, N = 32·kDimTiles coordinates) += one_hot[128 ×
- * 128 rows] · X[128 rows × N], eight k16 steps; X is the staged chunk read
- * N-major (its 8 coordinates per 16 bytes), the one-hot K-major. The
- * first chunk of a slice overwrites instead of adding.
+ * (two m64 accumulators, N = kSumDims coordinates) += one_hot[128 × 128
+ * rows] · X[128 rows × N], eight k16 steps; X is the staged chunk read
+ * N-major (its 128B-swizzled rows: coordinates contiguous), the one-hot
+ * K-major. The first chunk of a slice overwrites instead of adding.
  */
 template <typename T, int kDimTiles>
 __device__ __forceinline__ void sum_chunk(
@@ -174,7 +209,7 @@ __device__ __forceinline__ void sum_chunk(
         const unsigned char* points,
         const unsigned char* one_hot,
         bool first,
-        float (&acc)[2][16 * kDimTiles]) {
+        float (&acc)[2][kSumDims<kDimTiles> / 2]) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
     wgmma_fence();
 #pragma unroll
@@ -185,10 +220,8 @@ __device__ __forceinline__ void sum_chunk(
             // apart, the next 8 rows a whole piece-row (kFusedMaxK·16) on.
             const uint64_t da = piece_major_descriptor(one_hot + m * 64 * 16 + 2 * ks * (P::kFusedMaxK * 16),
                                                        P::kFusedMaxK * 16, 128);
-            // B (N-major): rows 16ks..: 8 rows 128 bytes apart (leading),
-            // 8 coordinates a piece (block_stride) apart (stride).
-            const uint64_t db = piece_major_descriptor(points + ks * 16 * 16, 128, l.block_stride);
-            wgmma_m64k16<T, 32 * kDimTiles, true>(acc[m], da, db, !first || ks > 0);
+            const uint64_t db = wgmma_descriptor_mn(points + ks * 16 * l.row_stride, l.block_stride);
+            wgmma_m64k16<T, kSumDims<kDimTiles>, true>(acc[m], da, db, !first || ks > 0);
         }
     }
     wgmma_commit();
@@ -198,27 +231,39 @@ __device__ __forceinline__ void sum_chunk(
 #endif
 }
 
-/** The assignment fused into the on-chip update, one block per SM of two
- * warpgroups over the block's chunks g = 0, 1, ... (its slices in turn):
- * - the assign warpgroup assigns each chunk (assign_chunk; a slice's
- *   first chunk reloads the problem's centroids), counts its clusters and
- *   writes its one-hot matrix into buffer g % 2; the objective share goes
+/** The assignment fused into the on-chip update, one block per SM of
+ * three warpgroups over the block's chunks g = 0, 1, ... (its slices in
+ * turn):
+ * - two assign warpgroups assign each chunk (assign_chunk; a slice's
+ *   first chunk reloads the problem's centroids), count its clusters and
+ *   write its one-hot matrix into buffer g % 2; the objective share goes
  *   to fa.obj_partials[task];
- * - the sums warpgroup stages the chunks (two ahead, one cp.async group
- *   each), signals each one landed, adds each chunk with one product
- *   (sum_chunk) and writes the slice's partials after its last chunk.
- * Named barriers (each completed once before it is arrived at again):
- * kBarLanded + g % 2 (sums -> assign: chunk g landed), kBarOneHot + g % 2
- * (assign -> sums: its one-hot written), kBarSummed + g % 2 (sums ->
- * assign: one-hot buffer g % 2 free again), kBarAssigners (within the
- * assign warpgroup). Chunk g + 2 is staged into chunk g - 1's stage once
- * chunk g's one-hot is written (so chunk g - 1's assignment is done) and
- * chunk g - 1 is summed.
+ * - the sums warpgroup has one thread issue the TMA loads of the chunks
+ *   (chunk g into stage g % kFusedStages, completing on its mbarrier),
+ *   adds each chunk with one product (sum_chunk) and writes the slice's
+ *   partials after its last chunk.
+ * The TMA leaves the warps' issue slots and load queues to the fold (with
+ * per-thread cp.async, staging a chunk took the sums warpgroup as long as
+ * its product). Named barriers (each completed once before it is arrived
+ * at again): kBarOneHot + g % 2 (assign -> sums: its one-hot written),
+ * kBarProducts + g % 2 (assign -> sums: chunk g's products done, chunk
+ * g - 1 may be summed), kBarSummed + g % 2 (sums -> assign: one-hot buffer
+ * g % 2 free again), kBarAssigners (within the assign warpgroups). Chunk g + kFusedStages is
+ * loaded into chunk g's stage once chunk g is summed (so assigned too).
  */
 template <typename T, int kDimTiles>
-__global__ void __launch_bounds__(P::kFusedThreads, 1)
-        assign_slice_sums_kernel(UpdateArgs args, OnChipAssign fa, Workspace ws, SliceTask task) {
-    extern __shared__ __align__(16) unsigned char smem[];
+__global__ void __launch_bounds__(P::kFusedThreads, 1) assign_slice_sums_kernel(
+        const __grid_constant__ CUtensorMap map_x,
+        UpdateArgs args,
+        OnChipAssign fa,
+        Workspace ws,
+        SliceTask task) {
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+    extern __shared__ unsigned char smem_raw[];
+    // The 128B swizzle repeats every 1024 bytes: the layout's base, as an
+    // offset into smem_raw so that the compiler keeps shared-memory
+    // accesses (LDS, STS, ATOMS) instead of generic ones.
+    unsigned char* smem = smem_raw + ((1024 - smem_addr(smem_raw) % 1024) % 1024);
     __shared__ double s_warp_objective[4 * P::kAssignGroups];
     const SmemLayout& l = task.smem;
     const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
@@ -226,8 +271,22 @@ __global__ void __launch_bounds__(P::kFusedThreads, 1)
     const bool assigns = warp < kAssignWarps;
     constexpr int kGroup = 128 * P::kAssignGroups; // the assign threads
     constexpr int kOneHotBytes = P::kFusedMaxK * P::kFusedRows * 2;
-    clear_block_smem(task, smem, assigns && warp == 0);
-    // Generic stores (the pads) before the wgmma reads of shared memory.
+    uint64_t* full = reinterpret_cast<uint64_t*>(smem + l.full);
+    if (threadIdx.x == 0) {
+        for (int s = 0; s < P::kFusedStages; s++) {
+            mbarrier_init(full + s, 1);
+        }
+        fence_barrier_init();
+    }
+    // Both one-hot buffers start at zero (then each lane clears its own
+    // entries), the counts too.
+    for (int i = threadIdx.x; i < 2 * kOneHotBytes / 16; i += blockDim.x) {
+        reinterpret_cast<uint4*>(smem + l.one_hot)[i] = make_uint4(0, 0, 0, 0);
+    }
+    for (int c = threadIdx.x; c < P::kFusedMaxK; c += blockDim.x) {
+        reinterpret_cast<uint32_t*>(smem + l.counts)[c] = 0;
+    }
+    // Generic stores before the wgmma reads of shared memory.
     fence_async_shared();
     __syncthreads();
     const int64_t tasks = args.batch * int64_t(task.slices);
@@ -236,6 +295,9 @@ __global__ void __launch_bounds__(P::kFusedThreads, 1)
         const int t = threadIdx.x;
         double objective = 0;
         int64_t g = 0;
+        // The one-hot columns this lane set in buffer g % 2 (this chunk's,
+        // two chunks before) and in the other one (the last chunk's).
+        int32_t set_cols[2] = {-1, -1}, last_set_cols[2] = {-1, -1};
         for (ChunkCursor at(task, tasks); at.valid(); at.next(task), g++) {
             unsigned char* one_hot = smem + l.one_hot + int(g % 2) * kOneHotBytes;
             if (at.c == 0) {
@@ -247,20 +309,22 @@ __global__ void __launch_bounds__(P::kFusedThreads, 1)
                 cp_async_wait<0>();
                 fence_async_shared();
                 objective = 0;
+                named_barrier_sync(P::kBarAssigners, kGroup); // centroids in
             }
             if (g >= 2) {
                 named_barrier_sync(P::kBarSummed + int(g % 2), P::kFusedThreads); // chunk g - 2 summed
             }
-            for (int i = t; i < kOneHotBytes / 16; i += kGroup) {
-                reinterpret_cast<uint4*>(one_hot)[i] = make_uint4(0, 0, 0, 0);
-            }
-            named_barrier_sync(P::kBarLanded + int(g % 2), P::kFusedThreads);
-            named_barrier_sync(P::kBarAssigners, kGroup); // one-hot zeroed, centroids in
-            objective += assign_chunk<T, kDimTiles>(fa, task, smem, int(g % P::kFusedStages), one_hot,
-                                                    at.slice.rows(at.c), at.slice.row0(at.c));
+            mbarrier_wait(full + g % P::kFusedStages, uint32_t(g / P::kFusedStages) & 1);
+            objective += assign_chunk<T, kDimTiles>(fa, task, smem, int(g % P::kFusedStages), one_hot, set_cols,
+                                                    at.slice.rows(at.c), at.slice.row0(at.c), g);
             // The one-hot's generic stores before the sums' wgmma reads.
             fence_async_shared();
             named_barrier_arrive(P::kBarOneHot + int(g % 2), P::kFusedThreads);
+            for (int h = 0; h < 2; h++) {
+                const int32_t c = set_cols[h];
+                set_cols[h] = last_set_cols[h];
+                last_set_cols[h] = c;
+            }
             if (at.last_of_slice()) {
                 objective = warp_sum(objective);
                 if (lane == 0) {
@@ -285,43 +349,47 @@ __global__ void __launch_bounds__(P::kFusedThreads, 1)
         }
     } else {
         warpgroup_reg_alloc<P::kFusedSumRegs>();
-        const int t = threadIdx.x - kGroup;
-        const int64_t src_ld = args.ldx * int64_t(sizeof(T));
-        const StagingWalk walk(task.d, src_ld, l.row_stride, l.block_stride, 128, t);
+        const bool loads = threadIdx.x == kGroup; // the thread that issues the TMA loads
+        const uint32_t chunk_bytes = uint32_t(l.stage_bytes);
+        const int halves = l.stage_bytes / l.block_stride;
         ChunkCursor ahead(task, tasks);
-        int64_t staged = 0; // chunks staged: chunk h goes to stage h % kFusedStages
-        const auto stage_next = [&]() {
+        int64_t loaded = 0; // chunk h goes to stage h % kFusedStages
+        const auto load_next = [&]() {
+            if (loads && ahead.valid()) {
+                const int stage = int(loaded % P::kFusedStages);
+                unsigned char* dst = smem + l.points + stage * l.stage_bytes;
+                mbarrier_arrive_expect_tx(full + stage, chunk_bytes);
+                for (int h = 0; h < halves; h++) {
+                    tma_load_2d(dst + h * l.block_stride, &map_x, h * P::kSwizzleDims,
+                                int32_t(ahead.slice.row0(ahead.c)), full + stage);
+                }
+            }
             if (ahead.valid()) {
-                stage_chunk(args, l, walk, src_ld, smem, int(staged % P::kFusedStages), ahead.slice.row0(ahead.c),
-                            ahead.slice.rows(ahead.c), false);
                 ahead.next(task);
-                staged++;
+                loaded++;
             }
-            cp_async_commit(); // empty groups too: the waits count groups
         };
-        // Chunk h's landing, signalled once its group completed.
-        const auto signal_landed = [&](int64_t h) {
-            fence_async_shared();
-            named_barrier_arrive(P::kBarLanded + int(h % 2), P::kFusedThreads);
-        };
-        stage_next();
-        stage_next();
-        float acc[2][16 * kDimTiles];
-        int64_t g = 0;
-        cp_async_wait<1>();
-        if (ahead.valid() || staged > 0) {
-            signal_landed(0);
+        for (int s = 0; s < P::kFusedStages; s++) {
+            load_next();
         }
+        float acc[2][kSumDims<kDimTiles> / 2];
+        int64_t g = 0;
         for (ChunkCursor at(task, tasks); at.valid(); at.next(task), g++) {
-            if (g + 1 < staged) {
-                cp_async_wait<0>(); // chunk g + 1
-                signal_landed(g + 1);
-            }
             named_barrier_sync(P::kBarOneHot + int(g % 2), P::kFusedThreads);
-            stage_next(); // chunk g + 2, into chunk g - 1's stage
+            // The assignment's products of chunk g + 1 (the critical path)
+            // first, then these: the tensor cores are not shared between them.
+            ChunkCursor next = at;
+            next.next(task);
+            if (next.valid()) {
+                named_barrier_sync(P::kBarProducts + int((g + 1) % 2), P::kFusedThreads);
+            }
+            // The assign warpgroups saw chunk g land; the sums' wgmma reads
+            // of the TMA's writes are ordered by the same mbarrier phase.
+            mbarrier_wait(full + g % P::kFusedStages, uint32_t(g / P::kFusedStages) & 1);
             sum_chunk<T, kDimTiles>(l, smem + l.points + int(g % P::kFusedStages) * l.stage_bytes,
                                     smem + l.one_hot + int(g % 2) * kOneHotBytes, at.c == 0, acc);
             named_barrier_arrive(P::kBarSummed + int(g % 2), P::kFusedThreads);
+            load_next(); // chunk g + kFusedStages, into chunk g's stage
             if (at.last_of_slice()) {
                 // acc[m][4j + 2h + e]: cluster 64m + 16·warp + lane/4 + 8h,
                 // coordinate 8j + 2·(lane % 4) + e.
@@ -337,7 +405,7 @@ __global__ void __launch_bounds__(P::kFusedThreads, 1)
                         }
                         float* row = ws.sums + (slot0 + c) * task.d;
 #pragma unroll
-                        for (int j = 0; j < 4 * kDimTiles; j++) {
+                        for (int j = 0; j < kSumDims<kDimTiles> / 8; j++) {
                             const int dim = 8 * j + 2 * (lane % 4);
                             if (dim < task.d) {
                                 *reinterpret_cast<float2*>(row + dim) =
@@ -349,6 +417,9 @@ __global__ void __launch_bounds__(P::kFusedThreads, 1)
             }
         }
     }
+#else
+    __trap(); // the fused assignment runs on sm_90a only
+#endif
 }
 
 
@@ -359,10 +430,14 @@ void launch_assign_slice_sums(
         const Workspace& ws,
         const Plan& plan,
         cudaStream_t stream) {
+    const CUtensorMap map_x = make_swizzled_row_map(
+            args.x, std::is_same_v<T, __half> ? CU_TENSOR_MAP_DATA_TYPE_FLOAT16 : CU_TENSOR_MAP_DATA_TYPE_BFLOAT16,
+            args.batch * args.n, args.ldx, args.d, P::kFusedRows, "on-chip update with the assignment");
     const auto launch = [&](auto dim_tiles) {
         const auto kernel = assign_slice_sums_kernel<T, decltype(dim_tiles)::value>;
         reserve_smem(kernel, plan);
-        kernel<<<plan.grid, P::kFusedThreads, size_t(plan.task.smem.total), stream>>>(args, assign, ws, plan.task);
+        kernel<<<plan.grid, P::kFusedThreads, size_t(plan.task.smem.total), stream>>>(map_x, args, assign, ws,
+                                                                                        plan.task);
         check_launch("assign_slice_sums");
     };
     switch (plan.task.dim_tiles) {
@@ -384,8 +459,9 @@ void launch_assign_slice_sums(
 } // namespace
 
 bool onchip_assign_fits(const UpdateArgs& args) {
+    // The TMA's row coordinates are 32-bit signed.
     return onchip_fit(args).fits() && args.k <= P::kFusedMaxK &&
-            TileCounts::of(args.k, args.d).dim_tiles <= P::kFusedMaxDimTiles;
+            TileCounts::of(args.k, args.d).dim_tiles <= P::kFusedMaxDimTiles && args.batch * args.n <= INT_MAX;
 }
 
 int64_t onchip_assign_and_sum(const UpdateArgs& args, const OnChipAssign& assign, void* workspace, cudaStream_t stream) {

@@ -59,11 +59,11 @@ struct SliceSumsPolicy {
     static constexpr int64_t kStageBudget = 106 * 1024;
     /// With the assignment fused in (assign_slice_sums_kernel), one block
     /// per SM: kAssignGroups warpgroups assign the chunks (wgmma, 64 rows
-    /// each) and write each chunk's one-hot matrix; one warpgroup stages
-    /// the chunks and adds each to the sums as one wgmma product,
+    /// each) and write each chunk's one-hot matrix; one warpgroup has the
+    /// TMA stage the chunks and adds each to the sums as one wgmma product,
     /// onehot[128 clusters × 128 rows] · X[128 rows × d], no ranking.
-    /// kFusedStages chunks of kFusedRows points (piece-major), two one-hot
-    /// buffers, the problem's centroids (the ranking's regions unused).
+    /// kFusedStages chunks of kFusedRows points (the TMA's 128B-swizzled
+    /// rows), two one-hot buffers, the problem's centroids.
     static constexpr int kAssignGroups = 2;
     static constexpr int kFusedThreads = 128 * (kAssignGroups + 1);
     /// Register split of the fused kernel: the sums warpgroup holds two
@@ -73,12 +73,16 @@ struct SliceSumsPolicy {
     static constexpr int kFusedStages = 3;
     static constexpr int kFusedRows = 128;
     /// Named barriers of the fused kernel (0 is __syncthreads): the assign
-    /// warpgroups; a chunk landed, its one-hot written, its sums done (two
-    /// each, by chunk parity).
+    /// warpgroups; a chunk's one-hot written, its sums done, its
+    /// assignment products done (two each, by chunk parity). A chunk's
+    /// landing is an mbarrier per stage.
     static constexpr int kBarAssigners = 1;
-    static constexpr int kBarLanded = 2;
-    static constexpr int kBarOneHot = kBarLanded + 2;
+    static constexpr int kBarOneHot = 2;
     static constexpr int kBarSummed = kBarOneHot + 2;
+    static constexpr int kBarProducts = kBarSummed + 2;
+    /// Coordinates of a 128B-swizzled row (a TMA box's width): the fused
+    /// kernel's points and centroids are 64-coordinate halves of 128 bytes.
+    static constexpr int kSwizzleDims = 64;
 
     /// Centroids the fused assignment holds: one wgmma N (zero rows and a
     /// +inf bias past k); and the widest points it takes (k16 steps
@@ -119,27 +123,31 @@ struct TileCounts {
 
 /// Byte offsets of the regions of the dynamic shared memory. The ranking
 /// is double-buffered: the next chunk's is written while this one's is read.
+/// The fused kernel's layout (fused_smem_layout) uses the stages, counts,
+/// centroids, bias, one_hot and full regions only, past a 1024-byte aligned
+/// base (the swizzle's period).
 struct SmemLayout {
     int stages;      ///< chunk buffers
     int rows;        ///< staged per chunk
     int pitch;       ///< bytes of a staged row (row-major stages)
     /// A staged coordinate piece (16 bytes: 8 coordinates) of row r, piece
-    /// j sits at r·row_stride + j·block_stride of its stage: row-major
-    /// (pitch, 16), or, for the fused assignment's wgmma operands, piece-
-    /// major (16, rows·16: 8-row core matrices of 128 contiguous bytes).
+    /// j sits at r·row_stride + j·block_stride of its stage (row-major:
+    /// pitch, 16). Fused: rows of 128 bytes (row_stride), 64-coordinate
+    /// halves of the chunk block_stride = rows·128 apart, 128B-swizzled.
     int row_stride, block_stride;
     int stage_bytes;
-    int centroid_block_stride; ///< fused: centroid_rows·16 (centroids piece-major)
+    int centroid_block_stride; ///< fused: centroid_rows·128 (the centroids' halves)
     int labels;      ///< kStages × rows int32
     int ranked;      ///< 2 × ranked_bytes: a chunk's ranking (below)
     int ranked_bytes;
     int slab_base;   ///< kMaxChunkRows / 32 × kMaxSlabs int32: the ranking's scratch
     int counts;      ///< kMaxSlabs × kSlabClusters uint32: the slice's rows per cluster
-    int points;      ///< stages × rows × pitch, 16-byte aligned
+    int points;      ///< stages × stage_bytes, 16-byte aligned (fused: 1024)
     int centroid_rows; ///< fused assignment: kFusedMaxK (else 0)
-    int centroids;   ///< the problem's centroids, piece-major
+    int centroids;   ///< fused: the problem's centroids, 128B-swizzled halves
     int bias;        ///< centroid_rows fp32: their score bias, +inf past k
     int one_hot;     ///< fused: 2 × kFusedMaxK × kFusedRows 16-bit, piece-major over the rows
+    int full;        ///< fused: stages mbarriers (a chunk landed)
     int total;
 
     // A ranking: sorted row indices (uint8, stable within a slab), their
@@ -156,29 +164,46 @@ struct SmemLayout {
     }
 };
 
-/// The layout for chunks of `rows` rows; fused_k > 0: with the fused
-/// assignment's centroids (kFusedStages stages), else kStages.
-inline SmemLayout smem_layout(int64_t d, int rows, int64_t fused_k = 0) {
-    SmemLayout l;
-    l.stages = fused_k > 0 ? P::kFusedStages : P::kStages;
+/// The slice sums' layout for chunks of `rows` rows (kStages stages).
+inline SmemLayout smem_layout(int64_t d, int rows) {
+    SmemLayout l{};
+    l.stages = P::kStages;
     l.rows = rows;
     const int pieces = int(TileCounts::of(1, d).dim_tiles * P::kTileDims / 8);
     l.pitch = pieces * 16 + P::kRowSkewBytes;
-    l.row_stride = fused_k > 0 ? 16 : l.pitch;
-    l.block_stride = fused_k > 0 ? rows * 16 : 16;
-    l.stage_bytes = fused_k > 0 ? pieces * rows * 16 : rows * l.pitch;
+    l.row_stride = l.pitch;
+    l.block_stride = 16;
+    l.stage_bytes = rows * l.pitch;
     l.labels = 0;
     l.ranked = l.labels + l.stages * rows * 4;
     l.ranked_bytes = int(align_up(2 * (rows + P::kGroupRows), 4)) + (P::kMaxSlabs + 1) * 4;
     l.slab_base = l.ranked + 2 * l.ranked_bytes;
     l.counts = l.slab_base + P::kMaxChunkRows / 32 * P::kMaxSlabs * 4;
     l.points = int(align_up(l.counts + P::kMaxSlabs * P::kSlabClusters * 4, 16));
-    l.centroid_rows = fused_k > 0 ? P::kFusedMaxK : 0;
+    l.total = l.points + l.stages * l.stage_bytes;
+    return l;
+}
+
+/// The fused kernel's layout (kFusedStages chunks of kFusedRows rows, the
+/// problem's kFusedMaxK centroids), offsets past the 1024-byte aligned
+/// base; total includes the slack of that alignment.
+inline SmemLayout fused_smem_layout(int64_t d) {
+    SmemLayout l{};
+    l.stages = P::kFusedStages;
+    l.rows = P::kFusedRows;
+    const int halves = int((d + P::kSwizzleDims - 1) / P::kSwizzleDims);
+    l.row_stride = P::kSwizzleDims * 2;
+    l.block_stride = l.rows * l.row_stride;
+    l.stage_bytes = halves * l.block_stride;
+    l.points = 0;
+    l.centroid_rows = P::kFusedMaxK;
+    l.centroid_block_stride = l.centroid_rows * l.row_stride;
     l.centroids = l.points + l.stages * l.stage_bytes;
-    l.centroid_block_stride = l.centroid_rows * 16;
-    l.bias = l.centroids + pieces * l.centroid_block_stride;
-    l.one_hot = int(align_up(l.bias + l.centroid_rows * 4, 16));
-    l.total = l.one_hot + (fused_k > 0 ? 2 * P::kFusedMaxK * P::kFusedRows * 2 : 0);
+    l.bias = l.centroids + halves * l.centroid_block_stride;
+    l.counts = l.bias + l.centroid_rows * 4;
+    l.one_hot = int(align_up(l.counts + P::kFusedMaxK * 4, 16));
+    l.full = l.one_hot + 2 * P::kFusedMaxK * P::kFusedRows * 2;
+    l.total = 1024 + l.full + l.stages * 8;
     return l;
 }
 
@@ -240,23 +265,21 @@ struct StagingWalk {
     int64_t src_step; ///< bytes from one piece of the thread to its next (no row carry)
     int dst_step;
 
-    /// For thread `t` of `threads` staging together.
-    __device__ StagingWalk(int d, int64_t src_ld, int row_stride, int block_stride, int threads = P::kThreads,
-                           int t = int(threadIdx.x)) {
+    /// For this thread, the block's kThreads staging together.
+    __device__ StagingWalk(int d, int64_t src_ld, int row_stride, int block_stride) {
         pieces = d / 8;
-        first_row = t / pieces;
-        first_piece = t % pieces;
-        step_rows = threads / pieces;
-        step_pieces = threads % pieces;
+        first_row = int(threadIdx.x) / pieces;
+        first_piece = int(threadIdx.x) % pieces;
+        step_rows = P::kThreads / pieces;
+        step_pieces = P::kThreads % pieces;
         src_step = step_rows * src_ld + step_pieces * 16;
         dst_step = step_rows * row_stride + step_pieces * block_stride;
     }
 };
 
 /// Stages rows [row0, row0 + rows) into stage buf: their points (16-byte
-/// pieces at the layout's pitch) and, unless the kernel assigns them
-/// itself, by the ranking warp alone (so that it can wait for them by
-/// itself), their labels. The caller commits.
+/// pieces at the layout's pitch) and, by the ranking warp alone (so that
+/// it can wait for them by itself), their labels. The caller commits.
 __device__ __forceinline__ void stage_chunk(
         const UpdateArgs& args,
         const SmemLayout& l,
@@ -265,9 +288,8 @@ __device__ __forceinline__ void stage_chunk(
         unsigned char* smem,
         int buf,
         int64_t row0,
-        int rows,
-        bool with_labels = true) {
-    if (with_labels && int(threadIdx.x) / 32 == P::kRankingWarp) {
+        int rows) {
+    if (int(threadIdx.x) / 32 == P::kRankingWarp) {
         for (int r = threadIdx.x % 32; r < rows; r += 32) {
             cp_async<4>(smem + l.labels + (buf * l.rows + r) * 4, args.labels + row0 + r);
         }
@@ -304,20 +326,18 @@ __device__ __forceinline__ void stage_chunk(
 
 
 /// Once per block, before its first slice: coordinates past d up to the
-/// dimension tiles' end, in every stage's rows (and the fused assignment's
-/// centroid rows), are zeros the staging never writes; the counts start
-/// at zero. The first slice's barrier orders these stores.
+/// dimension tiles' end, in every stage's rows, are zeros the staging
+/// never writes; the counts start at zero. The first slice's barrier
+/// orders these stores.
 __device__ __forceinline__ void clear_block_smem(const SliceTask& task, unsigned char* smem, bool ranks) {
     const SmemLayout& l = task.smem;
     // d is a multiple of 8: whole 16-byte pieces past it.
     const int first_pad = task.d / 8, pad_pieces = task.dim_tiles * P::kTileDims / 8 - first_pad;
     const int stage_rows = l.stages * l.rows;
-    for (int i = threadIdx.x; i < (stage_rows + l.centroid_rows) * pad_pieces; i += blockDim.x) {
+    for (int i = threadIdx.x; i < stage_rows * pad_pieces; i += blockDim.x) {
         const int r = i / pad_pieces, piece = first_pad + i % pad_pieces;
-        unsigned char* dst = r < stage_rows
-                ? smem + l.points + r / l.rows * l.stage_bytes + r % l.rows * l.row_stride + piece * l.block_stride
-                : smem + l.centroids + (r - stage_rows) * 16 + piece * l.centroid_block_stride;
-        *reinterpret_cast<uint4*>(dst) = make_uint4(0, 0, 0, 0);
+        *reinterpret_cast<uint4*>(smem + l.points + r / l.rows * l.stage_bytes + r % l.rows * l.row_stride +
+                                  piece * l.block_stride) = make_uint4(0, 0, 0, 0);
     }
     if (ranks) {
         uint32_t* counts = reinterpret_cast<uint32_t*>(smem + l.counts);
@@ -348,6 +368,32 @@ struct SliceRows {
     }
     __device__ int rows(int c) const {
         return int(min(end - row0(c), int64_t(chunk_rows)));
+    }
+};
+
+/// A block's walk over its slices' chunks, in order: slice task id (b, p)
+/// and its chunk c.
+struct ChunkCursor {
+    int64_t id, tasks, stride;
+    SliceRows slice;
+    int c = 0;
+
+    __device__ ChunkCursor(const SliceTask& task, int64_t tasks_)
+            : id(blockIdx.x), tasks(tasks_), stride(gridDim.x), slice(task, int64_t(blockIdx.x) < tasks_ ? blockIdx.x : 0) {}
+    __device__ bool valid() const {
+        return id < tasks;
+    }
+    __device__ bool last_of_slice() const {
+        return c + 1 == slice.chunks;
+    }
+    __device__ void next(const SliceTask& task) {
+        if (++c == slice.chunks) {
+            c = 0;
+            id += stride;
+            if (id < tasks) {
+                slice = SliceRows(task, id);
+            }
+        }
     }
 };
 
@@ -432,7 +478,7 @@ inline Plan make_plan(const UpdateArgs& args, bool fused = false) {
     const int64_t slots = int64_t(device_limits().multiprocessors) * 2;
     const int64_t slices = slices_per_problem(args.batch, args.n, args.k, slots);
     Plan plan;
-    plan.task = SliceTask{smem_layout(args.d, fused ? P::kFusedRows : chunk_rows(args.d), fused ? args.k : 0), int(args.k),
+    plan.task = SliceTask{fused ? fused_smem_layout(args.d) : smem_layout(args.d, chunk_rows(args.d)), int(args.k),
                           int(args.d),
                           int(counts.slabs),
                           int(counts.dim_tiles), uint32_t(args.n), uint32_t(slices)};

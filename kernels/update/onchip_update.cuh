@@ -17,11 +17,12 @@
 //
 // Fused with the assignment (onchip_assign_and_sum; sm_90a, k <= 128,
 // d <= 128), the points are read once per Lloyd step: a block holds its
-// problem's centroids, assigns each staged chunk on wgmma (the assignment
-// kernels' scores and tie rule), writes the chunk's one-hot matrix, and a
-// second warpgroup adds the whole chunk as one wgmma product
+// problem's centroids, assigns each chunk the TMA staged on wgmma (the
+// assignment kernels' scores and tie rule), writes the chunk's one-hot
+// matrix, and a third warpgroup adds the whole chunk as one wgmma product
 //   sums[128 clusters × d] += onehot[128 × 128 rows] · X[128 rows × d]
-// (dense over the clusters: no ranking; the tensor cores have the room).
+// (dense over the clusters: no ranking; the tensor cores have the room),
+// after the next chunk's assignment products, which are on the critical path.
 //
 // The dispatcher's entry points (update_centroids.cuh has the contract).
 
@@ -72,7 +73,7 @@ struct OnChipAssign {
 };
 
 /// Whether the fused assignment takes a shape: it fits the on-chip update,
-/// k <= 128, d <= 128; the kernel runs on sm_90a only (wgmma).
+/// k <= 128, d <= 128, B·N < 2^31; the kernel runs on sm_90a only (wgmma, TMA).
 bool onchip_assign_fits(const UpdateArgs& args);
 
 /// The fused assignment and slice sums (the shape must fit, as for

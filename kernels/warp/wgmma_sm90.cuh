@@ -27,6 +27,20 @@ __device__ __forceinline__ uint64_t wgmma_descriptor(const void* smem_tile) {
     return desc;
 }
 
+/// Descriptor of an MN-major (N contiguous), 128B-swizzled tile at
+/// smem_tile (1024-byte aligned): 128-byte rows of 64 elements along N, one
+/// row per K; the next 64 N elements `half_stride` bytes on (leading byte
+/// offset), the next 8 K rows 1024 bytes on (stride byte offset). The
+/// descriptor of the k16 slice kk is that of the tile kk·2048 bytes on.
+__device__ __forceinline__ uint64_t wgmma_descriptor_mn(const void* smem_tile, int half_stride) {
+    const uint32_t addr = static_cast<uint32_t>(__cvta_generic_to_shared(smem_tile));
+    uint64_t desc = (addr & 0x3FFFF) >> 4;
+    desc |= uint64_t((half_stride >> 4) & 0x3FFF) << 16;
+    desc |= uint64_t(1024 >> 4) << 32;
+    desc |= uint64_t(1) << 62;
+    return desc;
+}
+
 /// Orders this thread's generic-proxy shared-memory writes (plain stores,
 /// cp.async) before later wgmma reads of them (async proxy); sm_90a only.
 __device__ __forceinline__ void fence_async_shared() {
