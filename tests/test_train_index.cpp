@@ -102,12 +102,14 @@ TEST_P(TrainIndexRandom, RecallAsFaissTraining) {
                        c.recall_tol);
 }
 
-// OPQ alternates PQ training and rotation fitting: one near-tie assigned
-// the other way in its inner PQ (our assignment rounds differently from
-// FAISS's sgemm) sends the two trainings to different, equally good
-// rotations. Over CI runs their recall@10 differed by up to 0.009, in both
-// directions; the other cases agree to 0.002.
-constexpr double kOpqRecallTol = 0.015;
+// A PQ training runs M k-means: one near-tie assigned the other way in
+// one of them (our assignment rounds differently from FAISS's sgemm) sends
+// the two trainings to different, equally good codebooks, and OPQ
+// amplifies it into different rotations. For most seeds the two recalls
+// are identical; where they diverge, they differed over CI runs by up to
+// 0.009 with OPQ and 0.0054 for IVF256,PQ16np, in both directions. The
+// other cases agree to 0.002.
+constexpr double kPqRecallTol = 0.015;
 
 INSTANTIATE_TEST_SUITE_P(
         Factory,
@@ -115,14 +117,14 @@ INSTANTIATE_TEST_SUITE_P(
         ::testing::Values(
                 FactoryCase{"IVF256,Flat", faiss::METRIC_L2, 2},
                 FactoryCase{"IVF256,Flat", faiss::METRIC_INNER_PRODUCT, 2},
-                FactoryCase{"IVF256,PQ16np", faiss::METRIC_L2, 8},
+                FactoryCase{"IVF256,PQ16np", faiss::METRIC_L2, 8, nullptr, kPqRecallTol},
                 FactoryCase{"PCA64,IVF256,Flat", faiss::METRIC_L2, 2},
                 FactoryCase{"OPQ16_64,IVF256,PQ16np", faiss::METRIC_L2, 8,
-                            short_opq, kOpqRecallTol},
+                            short_opq, kPqRecallTol},
                 FactoryCase{"IVF256,SQ8", faiss::METRIC_L2, 2},
-                FactoryCase{"IVF256,PQ16x4fs", faiss::METRIC_L2, 8},
-                FactoryCase{"PQ16np", faiss::METRIC_L2, 0},
-                FactoryCase{"IVF256,PQ16np,RFlat", faiss::METRIC_L2, 8}),
+                FactoryCase{"IVF256,PQ16x4fs", faiss::METRIC_L2, 8, nullptr, kPqRecallTol},
+                FactoryCase{"PQ16np", faiss::METRIC_L2, 0, nullptr, kPqRecallTol},
+                FactoryCase{"IVF256,PQ16np,RFlat", faiss::METRIC_L2, 8, nullptr, kPqRecallTol}),
         case_name);
 
 /// Fashion-MNIST train images, or nothing when the Debian package
