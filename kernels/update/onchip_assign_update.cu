@@ -68,7 +68,8 @@ using namespace onchip;
  * the lane's two rows (h) keeps its best (score, column) over the half's
  * columns in increasing order with a strict '<' (the lowest column on
  * ties), in two chains by column parity e for instruction-level
- * parallelism, merged by the same order at the end (merge_parity_chains).
+ * parallelism; the caller merges the two chains by the same order
+ * (`better`).
  * score = bias - 2<x,c> for L2 (mult -2), -<x,c> for IP (mult -1).
  */
 [[maybe_unused]] __device__ __forceinline__ void fold_half(
@@ -248,8 +249,9 @@ __device__ __forceinline__ void sum_chunk(
  * at again): kBarOneHot + g % 2 (assign -> sums: its one-hot written),
  * kBarProducts + g % 2 (assign -> sums: chunk g's products done, chunk
  * g - 1 may be summed), kBarSummed + g % 2 (sums -> assign: one-hot buffer
- * g % 2 free again), kBarAssigners (within the assign warpgroups). Chunk g + kFusedStages is
- * loaded into chunk g's stage once chunk g is summed (so assigned too).
+ * g % 2 free again), kBarAssigners (within the assign warpgroups). Chunk
+ * g + kFusedStages is loaded into chunk g's stage once chunk g is summed
+ * (so assigned too).
  */
 template <typename T, int kDimTiles>
 __global__ void __launch_bounds__(P::kFusedThreads, 1) assign_slice_sums_kernel(
