@@ -583,12 +583,17 @@ __global__ void __launch_bounds__(ResidentPolicy::kThreads, 1) flash_assign_resi
             // Queues the products of one slab with the centroid tile whose
             // first chunk sits at `pos`, as one wgmma group. The waits come
             // first: a branch between the wgmmas of a group makes ptxas
-            // serialise them.
+            // serialise them. Only slab 0 waits: slab 1 of a tile is always
+            // queued after it, and an mbarrier wait is a round trip on the
+            // path from a fold to the next products even when the stage
+            // has long landed.
             auto issue_slab = [&](float(&slab_acc)[64], int slab, RingPos pos) {
-                RingPos landed = pos;
+                if (slab == 0) {
+                    RingPos landed = pos;
 #pragma unroll
-                for (int kc = 0; kc < k_chunks; kc++, advance(landed, stages)) {
-                    mbarrier_wait(&full[landed.stage], landed.phase);
+                    for (int kc = 0; kc < k_chunks; kc++, advance(landed, stages)) {
+                        mbarrier_wait(&full[landed.stage], landed.phase);
+                    }
                 }
                 wgmma_fence();
 #pragma unroll
