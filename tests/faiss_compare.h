@@ -7,6 +7,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <functional>
 #include <iostream>
@@ -54,11 +55,81 @@ inline ClusteringRun run_clustering(
     return {clus.centroids, clus.iteration_stats, index->ntotal};
 }
 
-/// Same parameters, same data: FAISS's result and ours.
+/** Same parameters, same data: FAISS's whole run and ours, and the same
+ * run taken one iteration at a time. Step t starts both from the centroids
+ * FAISS has after t iterations (FAISS's initial centroids for t = 0; each
+ * next start is FAISS's step result) and runs one Lloyd iteration. */
 struct Pair {
+    int d = 0;
     ClusteringRun faiss;
     ClusteringRun flash;
+    std::vector<ClusteringRun> faiss_steps;
+    std::vector<ClusteringRun> flash_steps;
+    /// Per step: the points that FAISS's search and our backend's
+    /// assignment give different centroids from the step's start.
+    std::vector<int64_t> step_flips;
 };
+
+/** The points that FAISS's clustering (its flat index's search, fp32 BLAS)
+ * and our backend assign to different centroids, given the same centroids.
+ * Each must be a near-tie: the two centroids' exact (fp64) distances or
+ * inner products within 1e-4·(|x|² + |c|²) (L2) or 1e-4·|x|·|c| (IP), a
+ * hundred times the fp32 rounding of a d ≤ 1000 product; one further apart
+ * is a wrong assignment and fails here. */
+inline int64_t assignment_flips(
+        int d,
+        int64_t n,
+        const float* x,
+        const float* weights,
+        const std::vector<float>& centroids,
+        bool inner_product,
+        BackendKind backend) {
+    const int64_t k = int64_t(centroids.size()) / d;
+    auto index = flat_index(d, inner_product);
+    index->add(k, centroids.data());
+    std::vector<float> dist(n);
+    std::vector<faiss::Index::idx_t> theirs(n);
+    index->search(n, x, 1, dist.data(), theirs.data());
+
+    FlashParameters params;
+    params.backend = backend;
+    std::unique_ptr<LloydBackend> engine = make_backend(params);
+    LloydShape shape;
+    shape.n = n;
+    shape.d = d;
+    shape.k = k;
+    shape.metric = inner_product ? Metric::InnerProduct : Metric::L2;
+    engine->bind_points(shape, x, weights);
+    engine->set_centroids(centroids.data());
+    std::vector<int64_t> ours(n);
+    engine->assign(ours.data(), nullptr);
+
+    auto exact = [&](int64_t row, int64_t c, double& score, double& scale) {
+        double dot = 0, x2 = 0, c2 = 0;
+        for (int i = 0; i < d; i++) {
+            const double a = x[row * d + i], b = centroids[c * d + i];
+            dot += a * b;
+            x2 += a * a;
+            c2 += b * b;
+        }
+        score = inner_product ? dot : x2 + c2 - 2 * dot;
+        scale = std::max(scale, inner_product ? std::sqrt(x2 * c2) : x2 + c2);
+    };
+    int64_t flips = 0;
+    for (int64_t r = 0; r < n; r++) {
+        if (theirs[r] == ours[r]) {
+            continue;
+        }
+        flips++;
+        double a = 0, b = 0, scale = 0;
+        exact(r, theirs[r], a, scale);
+        exact(r, ours[r], b, scale);
+        EXPECT_LE(std::fabs(a - b), 1e-4 * scale)
+                << "point " << r << ": FAISS's centroid " << theirs[r] << ", ours "
+                << ours[r] << " is not a near-tie";
+    }
+    return flips;
+}
 
 inline Pair run_both(
         int d,
@@ -70,56 +141,134 @@ inline Pair run_both(
         const float* weights = nullptr,
         const std::vector<float>& init = {},
         BackendKind backend = BackendKind::CPU) {
-    faiss::Clustering ref(d, k, cp);
-    FlashClusteringParameters fp;
-    static_cast<faiss::ClusteringParameters&>(fp) = cp;
-    fp.backend = backend;
-    FlashClustering ours(d, k, fp);
+    auto run_faiss = [&](const faiss::ClusteringParameters& params,
+                         const std::vector<float>& start) {
+        faiss::Clustering ref(d, k, params);
+        return run_clustering(ref, n, x, inner_product, weights, start);
+    };
+    auto run_flash = [&](const faiss::ClusteringParameters& params,
+                         const std::vector<float>& start) {
+        FlashClusteringParameters fp;
+        static_cast<faiss::ClusteringParameters&>(fp) = params;
+        fp.backend = backend;
+        FlashClustering ours(d, k, fp);
+        return run_clustering(ours, n, x, inner_product, weights, start);
+    };
     Pair p;
-    p.faiss = run_clustering(ref, n, x, inner_product, weights, init);
-    p.flash = run_clustering(ours, n, x, inner_product, weights, init);
+    p.d = d;
+    p.faiss = run_faiss(cp, init);
+    p.flash = run_flash(cp, init);
+    if (cp.niter > 0) {
+        faiss::ClusteringParameters initial = cp, step = cp;
+        initial.niter = 0;
+        initial.nredo = 1;
+        step.niter = 1;
+        step.nredo = 1;
+        std::vector<float> start = run_faiss(initial, init).centroids;
+        for (int t = 0; t < cp.niter; t++) {
+            // What the step assigns to: the start post-processed again
+            // (FAISS renormalises or rounds given centroids before its first
+            // iteration, and so do we).
+            const std::vector<float> assigned_to = run_faiss(initial, start).centroids;
+            p.step_flips.push_back(
+                    assignment_flips(d, n, x, weights, assigned_to, inner_product, backend));
+            p.faiss_steps.push_back(run_faiss(step, start));
+            p.flash_steps.push_back(run_flash(step, start));
+            start = p.faiss_steps.back().centroids;
+        }
+    }
     return p;
 }
 
-/** Per-iteration objective within obj_rtol, centroids within a relative
- * mean-squared difference of centroid_rtol. The first iteration starts from
- * FAISS's own initial centroids, so its objective must agree to fp32
- * rounding (2e-5: FAISS sums it in fp32) whatever the backend; later ones
- * may drift once a near-tie point goes to the other centroid, which the GPU
- * products (rounded differently from FAISS's sgemm) do on small data.
+/// Centroids (rows of d) that differ between a and b by more than fp32
+/// rounding: |a_j - b_j|^2 > 1e-8 |a_j|^2 (or > 1e-8 where a_j is zero).
+inline int moved_centroids(
+        const std::vector<float>& a,
+        const std::vector<float>& b,
+        int d) {
+    int moved = 0;
+    for (size_t j = 0; j + d <= a.size(); j += d) {
+        double diff = 0, norm = 0;
+        for (int i = 0; i < d; i++) {
+            const double e = double(a[j + i]) - b[j + i];
+            diff += e * e;
+            norm += double(a[j + i]) * a[j + i];
+        }
+        moved += diff > 1e-8 * std::max(norm, 1.0) ? 1 : 0;
+    }
+    return moved;
+}
+
+/** Compares what a FAISS user observes, in two parts.
+ *
+ * Every iteration on its own (the steps of Pair): from the same centroids,
+ * the objective agrees to fp32 rounding (2e-5: FAISS sums it in fp32), and
+ * the splits and the new centroids are the same up to fp32 rounding, except
+ * where a point at a near-tie went the other way: our products round
+ * differently from FAISS's sgemm (differently again on the GPU), and such a
+ * point moves its two centroids (in the worst of ~2000 spherical steps, by
+ * 1.2e-4 of the whole set's squared norm: a cluster of few points) and may
+ * empty one. So at most two centroids per such point (assignment_flips,
+ * which checks that each is a near-tie) may differ, and the splits by one
+ * per point; where no point went the other way, nothing may.
+ *
+ * The whole run: the same number of iterations, the first iteration's
+ * objective to 2e-5 (same initial centroids), and each later one within
+ * obj_rtol up to the first step where a point went the other way. After it
+ * the two runs follow different but equally good paths (one run in ~300 of
+ * the spherical case left a cluster empty in FAISS's run and not in ours and
+ * ended with centroids 5% apart; one in ~20 of the L2 mixture had objectives
+ * 6e-4 apart two iterations later), so their objectives are only held within
+ * kDivergedRtol, and the whole runs' splits and centroids are compared
+ * through the steps above, not end to end.
  */
 inline void expect_equivalent(
         const Pair& p,
         BackendKind backend = BackendKind::CPU) {
     const double obj_rtol = backend == BackendKind::CUDA ? 1e-3 : 1e-4;
-    const double centroid_rtol = backend == BackendKind::CUDA ? 1e-3 : 1e-4;
+    ASSERT_EQ(p.faiss.stats.size(), p.flash.stats.size());
     if (!p.faiss.stats.empty()) {
         EXPECT_NEAR(p.flash.stats[0].obj, p.faiss.stats[0].obj,
                     2e-5 * std::fabs(p.faiss.stats[0].obj))
                 << "objective of the first iteration";
     }
-    ASSERT_EQ(p.faiss.stats.size(), p.flash.stats.size());
+    const double kDivergedRtol = 1e-2;
+    bool diverged = false;
     for (size_t i = 0; i < p.faiss.stats.size(); i++) {
         const double a = p.faiss.stats[i].obj, b = p.flash.stats[i].obj;
-        EXPECT_NEAR(b, a, obj_rtol * std::fabs(a) + 1e-30)
-                << "objective of iteration " << i;
-        EXPECT_EQ(p.faiss.stats[i].nsplit, p.flash.stats[i].nsplit)
-                << "iteration " << i;
-        EXPECT_NEAR(p.faiss.stats[i].imbalance_factor,
-                    p.flash.stats[i].imbalance_factor,
-                    1e-2 * p.faiss.stats[i].imbalance_factor)
-                << "iteration " << i;
+        EXPECT_NEAR(b, a, (diverged ? kDivergedRtol : obj_rtol) * std::fabs(a) + 1e-30)
+                << "objective of iteration " << i
+                << (diverged ? ", after a point went the other way" : "");
+        // Iteration i's objective is measured before its update: a point
+        // that goes the other way in step i shows from iteration i + 1.
+        diverged = diverged || (i < p.step_flips.size() && p.step_flips[i] > 0);
     }
-    ASSERT_EQ(p.faiss.centroids.size(), p.flash.centroids.size());
-    double diff = 0, norm = 0;
-    for (size_t i = 0; i < p.faiss.centroids.size(); i++) {
-        const double e = double(p.faiss.centroids[i]) - p.flash.centroids[i];
-        diff += e * e;
-        norm += double(p.faiss.centroids[i]) * p.faiss.centroids[i];
-    }
-    EXPECT_LE(diff, centroid_rtol * norm + 1e-30)
-            << "relative squared centroid difference " << diff / norm;
+    EXPECT_EQ(p.faiss.centroids.size(), p.flash.centroids.size());
     EXPECT_EQ(p.faiss.index_ntotal, p.flash.index_ntotal);
+
+    ASSERT_EQ(p.faiss_steps.size(), p.flash_steps.size());
+    for (size_t t = 0; t < p.faiss_steps.size(); t++) {
+        SCOPED_TRACE(::testing::Message()
+                     << "one iteration from FAISS's centroids after " << t
+                     << " iterations");
+        const ClusteringRun& ref = p.faiss_steps[t];
+        const ClusteringRun& ours = p.flash_steps[t];
+        ASSERT_EQ(ref.stats.size(), 1u);
+        ASSERT_EQ(ours.stats.size(), 1u);
+        EXPECT_NEAR(ours.stats[0].obj, ref.stats[0].obj,
+                    2e-5 * std::fabs(ref.stats[0].obj));
+        const int64_t flips = p.step_flips[t];
+        EXPECT_LE(std::abs(ref.stats[0].nsplit - ours.stats[0].nsplit), flips)
+                << "splits: FAISS " << ref.stats[0].nsplit << ", ours " << ours.stats[0].nsplit;
+        EXPECT_NEAR(ref.stats[0].imbalance_factor,
+                    ours.stats[0].imbalance_factor,
+                    1e-2 * ref.stats[0].imbalance_factor);
+        ASSERT_EQ(ref.centroids.size(), ours.centroids.size());
+        const int moved = moved_centroids(ref.centroids, ours.centroids, p.d);
+        EXPECT_LE(moved, 2 * flips)
+                << "centroids that differ by more than fp32 rounding, with " << flips
+                << " points assigned differently";
+    }
 }
 
 /// One index_factory product trained by FAISS (index.train) and one

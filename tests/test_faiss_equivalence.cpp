@@ -64,7 +64,9 @@ TEST_P(Equivalence, OddDimensionsAndTinyK) {
 TEST_P(Equivalence, SubsamplingAboveMaxPointsPerCentroid) {
     const int d = 16, k = 20;
     const int64_t n = 30000; // > 20 * 256: FAISS samples 5120 points
-    std::vector<float> x = gaussian_mixture(n, d, 10, fresh_seed());
+    const uint64_t seed = fresh_seed();
+    SCOPED_TRACE(seed);
+    std::vector<float> x = gaussian_mixture(n, d, 10, seed);
     std::vector<float> w(n);
     for (int64_t i = 0; i < n; i++) {
         w[i] = 1 + (i % 7);
@@ -76,7 +78,9 @@ TEST_P(Equivalence, SubsamplingAboveMaxPointsPerCentroid) {
 TEST_P(Equivalence, InnerProductSpherical) {
     const int d = 40, k = 50;
     const int64_t n = 10000;
-    std::vector<float> x = gaussian_mixture(n, d, 30, fresh_seed());
+    const uint64_t seed = fresh_seed();
+    SCOPED_TRACE(seed);
+    std::vector<float> x = gaussian_mixture(n, d, 30, seed);
     faiss::ClusteringParameters cp = params(15, 1234);
     cp.spherical = true;
     expect_equivalent(run_both(d, k, cp, n, x.data(), true, nullptr, {}, backend()), backend());
@@ -85,8 +89,10 @@ TEST_P(Equivalence, InnerProductSpherical) {
 TEST_P(Equivalence, WeightsProvidedAndFrozenCentroids) {
     const int d = 12, k = 30;
     const int64_t n = 6000;
-    std::vector<float> x = gaussian_mixture(n, d, 15, fresh_seed());
-    std::vector<float> w = randn(n, fresh_seed());
+    const uint64_t seed = fresh_seed();
+    SCOPED_TRACE(seed);
+    std::vector<float> x = gaussian_mixture(n, d, 15, seed);
+    std::vector<float> w = randn(n, seed + 1);
     for (float& v : w) {
         v = std::fabs(v) + 0.1f;
     }
@@ -109,7 +115,9 @@ TEST_P(Equivalence, IntCentroidsNredoAndEmptyClusterSplits) {
     // clusters empty, which FAISS's rule splits.
     const int d = 8, k = 64;
     const int64_t n = 3000;
-    std::mt19937 rng(fresh_seed());
+    const uint64_t seed = fresh_seed();
+    SCOPED_TRACE(seed);
+    std::mt19937 rng(seed);
     std::vector<float> rows(40 * d);
     for (float& v : rows) {
         v = float(rng() % 50);
@@ -136,7 +144,9 @@ TEST_P(Equivalence, IntCentroidsNredoAndEmptyClusterSplits) {
 TEST_P(Equivalence, VerboseLinesMatchFaiss) {
     const int d = 8, k = 10;
     const int64_t n = 2000;
-    std::vector<float> x = gaussian_mixture(n, d, 5, fresh_seed());
+    const uint64_t seed = fresh_seed();
+    SCOPED_TRACE(seed);
+    std::vector<float> x = gaussian_mixture(n, d, 5, seed);
     faiss::ClusteringParameters cp = params(4, 1);
     cp.verbose = true;
     cp.nredo = 2;

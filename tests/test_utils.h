@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
 #include <limits>
 #include <random>
 #include <string>
@@ -17,8 +18,12 @@ namespace faiss_flash {
 namespace testing {
 
 /// A fresh seed per call, so every run draws new inputs; printed on failure
-/// through SCOPED_TRACE by the callers.
+/// through SCOPED_TRACE by the callers. FAISS_FLASH_TEST_SEED=<seed> makes
+/// every call return that seed, to replay a failure.
 inline uint64_t fresh_seed() {
+    if (const char* replay = std::getenv("FAISS_FLASH_TEST_SEED")) {
+        return std::stoull(replay);
+    }
     static std::random_device rd;
     return (uint64_t(rd()) << 32) | rd();
 }
