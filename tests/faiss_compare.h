@@ -23,6 +23,7 @@
 #include <faiss_flash/train_index.h>
 
 #include "knn_recall.h"
+#include "test_utils.h"
 
 namespace faiss_flash {
 namespace testing {
@@ -91,6 +92,7 @@ inline int64_t assignment_flips(
     std::vector<faiss::Index::idx_t> theirs(n);
     index->search(n, x, 1, dist.data(), theirs.data());
 
+    const Metric metric = inner_product ? Metric::InnerProduct : Metric::L2;
     FlashParameters params;
     params.backend = backend;
     std::unique_ptr<LloydBackend> engine = make_backend(params);
@@ -98,22 +100,18 @@ inline int64_t assignment_flips(
     shape.n = n;
     shape.d = d;
     shape.k = k;
-    shape.metric = inner_product ? Metric::InnerProduct : Metric::L2;
+    shape.metric = metric;
     engine->bind_points(shape, x, weights);
     engine->set_centroids(centroids.data());
     std::vector<int64_t> ours(n);
     engine->assign(ours.data(), nullptr);
 
-    auto exact = [&](int64_t row, int64_t c, double& score, double& scale) {
-        double dot = 0, x2 = 0, c2 = 0;
+    auto norm2 = [d](const float* v) {
+        double s = 0;
         for (int i = 0; i < d; i++) {
-            const double a = x[row * d + i], b = centroids[c * d + i];
-            dot += a * b;
-            x2 += a * a;
-            c2 += b * b;
+            s += double(v[i]) * v[i];
         }
-        score = inner_product ? dot : x2 + c2 - 2 * dot;
-        scale = std::max(scale, inner_product ? std::sqrt(x2 * c2) : x2 + c2);
+        return s;
     };
     int64_t flips = 0;
     for (int64_t r = 0; r < n; r++) {
@@ -121,10 +119,13 @@ inline int64_t assignment_flips(
             continue;
         }
         flips++;
-        double a = 0, b = 0, scale = 0;
-        exact(r, theirs[r], a, scale);
-        exact(r, ours[r], b, scale);
-        EXPECT_LE(std::fabs(a - b), 1e-4 * scale)
+        const float* point = x + r * d;
+        const float* c_theirs = centroids.data() + theirs[r] * d;
+        const float* c_ours = centroids.data() + ours[r] * d;
+        const double x2 = norm2(point), c2 = std::max(norm2(c_theirs), norm2(c_ours));
+        const double scale = inner_product ? std::sqrt(x2 * c2) : x2 + c2;
+        EXPECT_LE(std::fabs(score64(point, c_theirs, d, metric) - score64(point, c_ours, d, metric)),
+                  1e-4 * scale)
                 << "point " << r << ": FAISS's centroid " << theirs[r] << ", ours "
                 << ours[r] << " is not a near-tie";
     }
