@@ -69,23 +69,34 @@ struct Pair {
     /// Per step: the points that FAISS's search and our backend's
     /// assignment give different centroids from the step's start.
     std::vector<int64_t> step_flips;
+    /// Per iteration t of our whole run (its first restart): the same
+    /// count from our centroids after t iterations. A near-tie may go the
+    /// other way on our path and not on FAISS's (the paths differ by
+    /// rounding), and the whole runs part there too.
+    std::vector<int64_t> own_flips;
 };
 
 /** The points that FAISS's clustering (its flat index's search, fp32 BLAS)
- * and our backend assign to different centroids, given the same centroids.
+ * and our backend assign to different centroids: each side's own
+ * post-processing of one start (theirs, ours), what each side's iteration
+ * assigns to. The two differ in the last bits where the post-processing
+ * rounds differently (the GPU renormalises in its own order), which can
+ * send a near-tie point either way as well.
  * Each must be a near-tie: the two centroids' exact (fp64) distances or
- * inner products within 1e-4·(|x|² + |c|²) (L2) or 1e-4·|x|·|c| (IP), a
- * hundred times the fp32 rounding of a d ≤ 1000 product; one further apart
- * is a wrong assignment and fails here. */
+ * inner products (FAISS's centroids) within 1e-4·(|x|² + |c|²) (L2) or
+ * 1e-4·|x|·|c| (IP), a hundred times the fp32 rounding of a d ≤ 1000
+ * product; one further apart is a wrong assignment and fails here. */
 inline int64_t assignment_flips(
         int d,
         int64_t n,
         const float* x,
         const float* weights,
         const std::vector<float>& centroids,
+        const std::vector<float>& our_centroids,
         bool inner_product,
         BackendKind backend) {
     const int64_t k = int64_t(centroids.size()) / d;
+    EXPECT_EQ(centroids.size(), our_centroids.size());
     auto index = flat_index(d, inner_product);
     index->add(k, centroids.data());
     std::vector<float> dist(n);
@@ -102,7 +113,7 @@ inline int64_t assignment_flips(
     shape.k = k;
     shape.metric = metric;
     engine->bind_points(shape, x, weights);
-    engine->set_centroids(centroids.data());
+    engine->set_centroids(our_centroids.data());
     std::vector<int64_t> ours(n);
     engine->assign(ours.data(), nullptr);
 
@@ -160,22 +171,30 @@ inline Pair run_both(
     p.faiss = run_faiss(cp, init);
     p.flash = run_flash(cp, init);
     if (cp.niter > 0) {
-        faiss::ClusteringParameters initial = cp, step = cp;
+        faiss::ClusteringParameters initial = cp, step = cp, ours_so_far = cp;
         initial.niter = 0;
         initial.nredo = 1;
         step.niter = 1;
         step.nredo = 1;
+        ours_so_far.nredo = 1;
+        // What each side's iteration assigns to, from centroids c: c
+        // post-processed again (FAISS renormalises or rounds given
+        // centroids before its first iteration, and so do we, on our
+        // backend).
+        auto flips_from = [&](const std::vector<float>& c) {
+            return assignment_flips(d, n, x, weights, run_faiss(initial, c).centroids, run_flash(initial, c).centroids,
+                                    inner_product, backend);
+        };
         std::vector<float> start = run_faiss(initial, init).centroids;
         for (int t = 0; t < cp.niter; t++) {
-            // What the step assigns to: the start post-processed again
-            // (FAISS renormalises or rounds given centroids before its first
-            // iteration, and so do we).
-            const std::vector<float> assigned_to = run_faiss(initial, start).centroids;
-            p.step_flips.push_back(
-                    assignment_flips(d, n, x, weights, assigned_to, inner_product, backend));
+            p.step_flips.push_back(flips_from(start));
             p.faiss_steps.push_back(run_faiss(step, start));
             p.flash_steps.push_back(run_flash(step, start));
             start = p.faiss_steps.back().centroids;
+            // Our run is deterministic: t iterations of it again are the
+            // first t of the whole run.
+            ours_so_far.niter = t;
+            p.own_flips.push_back(flips_from(run_flash(ours_so_far, init).centroids));
         }
     }
     return p;
@@ -215,14 +234,17 @@ inline int moved_centroids(
  * per split; where no point went the other way, nothing may.
  *
  * The whole run: the same number of iterations, the first iteration's
- * objective to 2e-5 (same initial centroids), and each later one within
- * obj_rtol up to the first step where a point went the other way. After it
- * the two runs follow different but equally good paths (one run in ~300 of
- * the spherical case left a cluster empty in FAISS's run and not in ours and
- * ended with centroids 5% apart; one in ~20 of the L2 mixture had objectives
- * 6e-4 apart two iterations later), so their objectives are only held within
- * kDivergedRtol, and the whole runs' splits and centroids are compared
- * through the steps above, not end to end.
+ * objective to 2e-5 (same initial centroids), and each later one of the
+ * first restart within obj_rtol up to the first iteration where a point
+ * went the other way on either path (FAISS's: step_flips; ours:
+ * own_flips); the first iteration of each later restart within obj_rtol
+ * (the restarts' paths are not followed). After such a point the two runs
+ * are different Lloyd runs to different local optima: one run in ~300 of
+ * the spherical case left a cluster empty in FAISS's run and not in ours
+ * and ended with centroids 5% apart; on the GPU, L2 mixtures of k = 100
+ * ended with objectives 4% and 14% apart, either side ahead. So their
+ * objectives are not compared there, and the whole runs' splits and
+ * centroids are compared through the steps above, not end to end.
  */
 inline void expect_equivalent(
         const Pair& p,
@@ -234,16 +256,18 @@ inline void expect_equivalent(
                     2e-5 * std::fabs(p.faiss.stats[0].obj))
                 << "objective of the first iteration";
     }
-    const double kDivergedRtol = 1e-2;
+    ASSERT_EQ(p.step_flips.size(), p.own_flips.size());
+    const size_t niter = p.step_flips.size();
     bool diverged = false;
     for (size_t i = 0; i < p.faiss.stats.size(); i++) {
-        const double a = p.faiss.stats[i].obj, b = p.flash.stats[i].obj;
-        EXPECT_NEAR(b, a, (diverged ? kDivergedRtol : obj_rtol) * std::fabs(a) + 1e-30)
-                << "objective of iteration " << i
-                << (diverged ? ", after a point went the other way" : "");
+        const bool restart_begins = niter > 0 && i % niter == 0;
+        if (restart_begins || (i < niter && !diverged)) {
+            const double a = p.faiss.stats[i].obj, b = p.flash.stats[i].obj;
+            EXPECT_NEAR(b, a, obj_rtol * std::fabs(a) + 1e-30) << "objective of iteration " << i;
+        }
         // Iteration i's objective is measured before its update: a point
         // that goes the other way in step i shows from iteration i + 1.
-        diverged = diverged || (i < p.step_flips.size() && p.step_flips[i] > 0);
+        diverged = diverged || (i < niter && (p.step_flips[i] > 0 || p.own_flips[i] > 0));
     }
     EXPECT_EQ(p.faiss.centroids.size(), p.flash.centroids.size());
     EXPECT_EQ(p.faiss.index_ntotal, p.flash.index_ntotal);
