@@ -268,7 +268,7 @@ void CudaBackend::post_process(bool spherical, bool round_to_int) {
     centroids_dirty_ |= spherical || round_to_int;
 }
 
-void CudaBackend::convert_centroids() {
+void CudaBackend::convert_centroids(bool padded_terms) {
     const bool l2 = shape_.metric == Metric::L2;
     if (operand_ == Operand::F16x3) {
         kernels::split_centroids(centroids_.as<float>(), shape_.batch, shape_.k, shape_.d, int(d_pad_),
@@ -282,7 +282,7 @@ void CudaBackend::convert_centroids() {
             kernels::zero_floats(c_bias_.as<float>(), shape_.batch * shape_.k, stream_);
         }
     }
-    if (c_bias_padded_.bytes() > 0) {
+    if (padded_terms && c_bias_padded_.bytes() > 0) {
         const int64_t k_pad = kernels::padded_terms(shape_.k);
         kernels::pad_terms(c_bias_.as<float>(), shape_.batch, shape_.k, k_pad, INFINITY, c_bias_padded_.as<float>(),
                            stream_);
@@ -393,10 +393,12 @@ void CudaBackend::enqueue_step(int64_t k_frozen, bool timed, bool into_graph) {
     };
     mark(events_[0]);
     // Unconditionally: the previous step's update changed the centroids,
-    // and a replayed graph cannot consult centroids_dirty_.
-    convert_centroids();
+    // and a replayed graph cannot consult centroids_dirty_. The padded
+    // terms may go stale here: assign_update leaves centroids_dirty_ set.
+    const bool fused = fuses_assignment();
+    convert_centroids(!fused);
     const kernels::UpdateArgs u = update_args(k_frozen);
-    if (fuses_assignment()) {
+    if (fused) {
         // One pass over the points: assignment and slice sums in one
         // kernel (the "assign" phase), then the update's finish.
         kernels::OnChipAssign fused;
@@ -502,7 +504,7 @@ void CudaBackend::assign_update(int64_t k_frozen, StepResult* results, StepTimin
 const int32_t* CudaBackend::assign_on_device(const float** distances) {
     DeviceScope scope(device_);
     if (centroids_dirty_) {
-        convert_centroids();
+        convert_centroids(true);
         centroids_dirty_ = false;
     }
     launch_assign(true);

@@ -132,8 +132,10 @@ class CudaBackend : public LloydBackend {
     };
 
     void bind_common(const LloydShape& shape, PointType t, int64_t ldx, const float* weights);
-    /// Rebuilds the centroid operands and score terms from centroids_.
-    void convert_centroids();
+    /// Rebuilds the centroid operands and score terms from centroids_;
+    /// the padded copies of the terms too where padded_terms (the
+    /// streaming Hopper assignment reads them; the fused kernel does not).
+    void convert_centroids(bool padded_terms);
     /// FlashAssign into labels_ / distances_ / the objectives; async.
     void launch_assign(bool with_distances);
     /// The certified fp32 assignment into labels_ / the objectives; async.

@@ -475,15 +475,17 @@ struct Plan {
 
 inline Plan make_plan(const UpdateArgs& args, bool fused = false) {
     const TileCounts counts = TileCounts::of(args.k, args.d);
-    const int64_t slots = int64_t(device_limits().multiprocessors) * 2;
+    // Resident blocks: two per SM; the fused kernel's one. Its slices are
+    // planned on its own slots: each slice costs a k·d partial written
+    // and read back by the finish, and a block takes its slices in turn.
+    const int64_t slots = int64_t(device_limits().multiprocessors) * (fused ? 1 : 2);
     const int64_t slices = slices_per_problem(args.batch, args.n, args.k, slots);
     Plan plan;
     plan.task = SliceTask{fused ? fused_smem_layout(args.d) : smem_layout(args.d, chunk_rows(args.d)), int(args.k),
                           int(args.d),
                           int(counts.slabs),
                           int(counts.dim_tiles), uint32_t(args.n), uint32_t(slices)};
-    // The fused kernel runs one block per SM.
-    plan.grid = unsigned(std::min(args.batch * slices, fused ? slots / 2 : slots));
+    plan.grid = unsigned(std::min(args.batch * slices, slots));
     return plan;
 }
 

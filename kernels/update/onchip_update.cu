@@ -367,7 +367,9 @@ OnChipFit onchip_fit(const UpdateArgs& args) {
 }
 
 size_t onchip_workspace_bytes(const UpdateArgs& args) {
-    return Workspace(nullptr, args.batch, args.k, args.d, make_plan(args).task.slices).total;
+    // Either plan may run on it: the fused one where the shape takes it.
+    const int64_t slices = std::max(make_plan(args).task.slices, make_plan(args, true).task.slices);
+    return Workspace(nullptr, args.batch, args.k, args.d, slices).total;
 }
 
 void onchip_update(const UpdateArgs& args, void* workspace, cudaStream_t stream) {
