@@ -395,10 +395,10 @@ void CudaBackend::enqueue_step(int64_t k_frozen, bool timed, bool into_graph) {
     // Unconditionally: the previous step's update changed the centroids,
     // and a replayed graph cannot consult centroids_dirty_. The padded
     // terms may go stale here: assign_update leaves centroids_dirty_ set.
-    const bool fused = fuses_assignment();
-    convert_centroids(!fused);
+    const bool one_pass = fuses_assignment();
+    convert_centroids(!one_pass);
     const kernels::UpdateArgs u = update_args(k_frozen);
-    if (fused) {
+    if (one_pass) {
         // One pass over the points: assignment and slice sums in one
         // kernel (the "assign" phase), then the update's finish.
         kernels::OnChipAssign fused;
