@@ -109,10 +109,12 @@ const AssignCase kAssignCases[] = {
         {PointType::BF16, Precision::Exact, "bf16"},
 };
 
+// k = 100, 104, 129, 200, 301 and 312 take the Hopper resident agent's
+// narrow centroid tiles (fewer padded columns), 150 its wide ones.
 const std::vector<std::tuple<int64_t, int64_t, int64_t>> kShapes = {
         {1000, 1, 17}, {333, 7, 1}, {517, 13, 3}, {1000, 37, 17},
         {257, 100, 1000}, {4099, 301, 128}, {3, 3, 5}, {700, 129, 64}, {1000, 200, 33}, {3000, 100, 128},
-        {600, 150, 300},
+        {600, 150, 300}, {2000, 312, 128}, {1500, 104, 64},
 };
 
 TEST_F(Gpu, AssignMatchesFp64EveryOperandAndShape) {
@@ -589,7 +591,8 @@ TEST_F(Gpu, FusedStepMatchesFp64) {
     const Case cases[] = {
             {PointType::F16, Metric::L2, 3, 3001, 40, 64},    {PointType::BF16, Metric::L2, 2, 5000, 100, 128},
             {PointType::F16, Metric::InnerProduct, 2, 2000, 33, 64}, {PointType::BF16, Metric::InnerProduct, 1, 700, 128, 128},
-            {PointType::F16, Metric::L2, 4, 1500, 128, 96},
+            {PointType::F16, Metric::L2, 4, 1500, 128, 96}, {PointType::F16, Metric::L2, 2, 3000, 104, 64},
+            {PointType::BF16, Metric::InnerProduct, 2, 3000, 105, 128},
             // More slices than a GPU has SMs: blocks take a second slice
             // (another problem's centroids), slices of 4 or 5 chunks.
             {PointType::F16, Metric::L2, 4, 20000, 100, 64},

@@ -64,15 +64,30 @@ struct StreamingPolicy {
 [[maybe_unused]] constexpr int kProducerRegs = 40;
 [[maybe_unused]] constexpr int kConsumerRegs = 232;
 
-/** ResidentPoints: 256 points (2 consumers x 2 slabs of 64) x 128
+/// Centroid tile widths of the resident agent: the wide one, and a narrow
+/// one for the k that it covers with fewer padded columns (k = 293: 3 x 104
+/// = 312 columns instead of 384). Every column costs products and a fold
+/// step whether or not a centroid is behind it.
+constexpr int kWideTile = 128;
+constexpr int kNarrowTile = 104;
+
+/// Columns computed for k centroids in tiles of `width`.
+constexpr int64_t tiled_columns(int64_t k, int width) {
+    return (k + width - 1) / width * width;
+}
+
+/** ResidentPoints: 256 points (2 consumers x 2 slabs of 64) x kBlockN
  * centroids. A consumer folds its first slab while the second slab's
  * products run on the tensor cores.
  */
+template <int kTileWidth = kWideTile>
 struct ResidentPolicy {
     static constexpr int kConsumers = 2;
     static constexpr int kConsumerWarps = 4 * kConsumers;
     static constexpr int kBlockM = 256;
-    static constexpr int kBlockN = 128;
+    static constexpr int kBlockN = kTileWidth;
+    // A stage must start on a 1024-byte swizzle atom: 8-row multiples.
+    static_assert(kBlockN % 8 == 0 && kBlockN <= 128, "a wgmma N of at most the wide tile");
     static constexpr int kBlockK = 64;
     static constexpr int kMaxDim = 256; // points of up to 4 K chunks stay resident
     static constexpr int kThreads = 128 * (1 + kConsumers);
@@ -424,18 +439,18 @@ struct BlockCursor {
         block = persistent ? int32_t(int64_t(blocks) * blockIdx.x / gridDim.x) : int32_t(blockIdx.x);
         end = persistent ? int32_t(int64_t(blocks) * (blockIdx.x + 1) / gridDim.x) : block + 1;
         b = block / m_tiles;
-        row0 = (block % m_tiles) * ResidentPolicy::kBlockM;
+        row0 = (block % m_tiles) * ResidentPolicy<>::kBlockM;
     }
     __device__ bool valid() const {
         return block < end;
     }
     /// The next block is of the same problem (and exists).
     __device__ bool next_in_problem(int64_t n) const {
-        return block + 1 < end && row0 + ResidentPolicy::kBlockM < n;
+        return block + 1 < end && row0 + ResidentPolicy<>::kBlockM < n;
     }
     __device__ void next(int64_t n) {
         block++;
-        row0 += ResidentPolicy::kBlockM;
+        row0 += ResidentPolicy<>::kBlockM;
         if (row0 >= n) {
             row0 = 0;
             b++;
@@ -456,8 +471,8 @@ struct BlockCursor {
  * the point load is a small share, and the single-block code schedules
  * the tile loop better.
  */
-template <typename Half, Score kScore, int kChunks, bool kPersistent, bool kMargin>
-__global__ void __launch_bounds__(ResidentPolicy::kThreads, 1) flash_assign_resident_kernel(
+template <typename Half, Score kScore, int kChunks, bool kPersistent, bool kMargin, int kTileWidth = kWideTile>
+__global__ void __launch_bounds__(ResidentPolicy<>::kThreads, 1) flash_assign_resident_kernel(
         const __grid_constant__ CUtensorMap map_x,
         const __grid_constant__ CUtensorMap map_c,
         AssignArgs args,
@@ -465,7 +480,7 @@ __global__ void __launch_bounds__(ResidentPolicy::kThreads, 1) flash_assign_resi
         int buffers,
         int stages) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
-    using P = ResidentPolicy;
+    using P = ResidentPolicy<kTileWidth>;
     constexpr int k_chunks = kChunks;
     constexpr int kBufferBytes = k_chunks * P::kPointChunkBytes;
     constexpr int kTermFloats = P::term_floats(kScore == Score::Scaled);
@@ -567,7 +582,7 @@ __global__ void __launch_bounds__(ResidentPolicy::kThreads, 1) flash_assign_resi
         // slab's products run on the tensor cores while the other is folded.
         const int consumer = warpgroup - 1;
         const uint64_t desc_ring = wgmma_descriptor(ring);
-        float acc[2][64];
+        float acc[2][P::kBlockN / 2];
         RingPos issue_pos, release_pos, buffer_pos;
         int parity = 0; // of the block, for its warp objective slots
         for (BlockCursor at = first; at.valid(); at.next(args.n), parity ^= 1) {
@@ -587,7 +602,7 @@ __global__ void __launch_bounds__(ResidentPolicy::kThreads, 1) flash_assign_resi
             // queued after it, and an mbarrier wait is a round trip on the
             // path from a fold to the next products even when the stage
             // has long landed.
-            auto issue_slab = [&](float(&slab_acc)[64], int slab, RingPos pos) {
+            auto issue_slab = [&](float(&slab_acc)[P::kBlockN / 2], int slab, RingPos pos) {
                 if (slab == 0) {
                     RingPos landed = pos;
 #pragma unroll
@@ -602,7 +617,7 @@ __global__ void __launch_bounds__(ResidentPolicy::kThreads, 1) flash_assign_resi
                     const uint64_t desc_b = desc_ring + uint64_t(pos.stage * (P::kStageBytes >> 4));
 #pragma unroll
                     for (int kk = 0; kk < P::kBlockK / 16; kk++) {
-                        wgmma_m64n128k16<Half>(slab_acc, wgmma_descriptor_k(desc_a, kk),
+                        wgmma_m64k16<Half, P::kBlockN>(slab_acc, wgmma_descriptor_k(desc_a, kk),
                                                wgmma_descriptor_k(desc_b, kk), kc > 0 || kk > 0);
                     }
                 }
@@ -617,7 +632,7 @@ __global__ void __launch_bounds__(ResidentPolicy::kThreads, 1) flash_assign_resi
                     }
                 }
             };
-            auto fold = [&](float(&slab_acc)[64], int tile, RingPos tile_pos, RowBest& slab_best) {
+            auto fold = [&](float(&slab_acc)[P::kBlockN / 2], int tile, RingPos tile_pos, RowBest& slab_best) {
                 fold_tile<kScore, P::kBlockN / 8, kMargin>(slab_acc, tile * P::kBlockN,
                                                            terms + tile_pos.stage * kTermFloats, slab_best);
             };
@@ -721,6 +736,63 @@ void reserve_smem(Kernel kernel, size_t bytes) {
                            bytes, cudaGetErrorString(attr));
 }
 
+/** The resident kernel for k_chunks K chunks, persistent or one block per
+ * CTA. Narrow tiles are built for persistent CTAs only: the launch takes
+ * them where the width policy leaves two point buffers or more.
+ */
+template <typename Half, Score kScore, bool kMargin, int kTileWidth>
+auto resident_kernel(int k_chunks, bool persistent) {
+    if (persistent) {
+        return k_chunks == 1 ? flash_assign_resident_kernel<Half, kScore, 1, true, kMargin, kTileWidth>
+                             : flash_assign_resident_kernel<Half, kScore, 2, true, kMargin, kTileWidth>;
+    }
+    FAISS_THROW_IF_NOT_MSG(kTileWidth == kWideTile, "FlashAssign sm90: narrow tiles need persistent CTAs");
+    auto kernel = k_chunks == 1   ? flash_assign_resident_kernel<Half, kScore, 1, false, kMargin>
+                  : k_chunks == 2 ? flash_assign_resident_kernel<Half, kScore, 2, false, kMargin>
+                                  : flash_assign_resident_kernel<Half, kScore, 3, false, kMargin>;
+    if constexpr (kScore != Score::Scaled) {
+        if (k_chunks == 4) {
+            kernel = flash_assign_resident_kernel<Half, kScore, 4, false, kMargin>;
+        }
+    }
+    return kernel;
+}
+
+template <typename Half, Score kScore, bool kMargin, int kTileWidth>
+int64_t launch_resident(const AssignArgs& args, CUtensorMapDataType type, cudaStream_t stream) {
+    using P = ResidentPolicy<kTileWidth>;
+    static_assert(P::kMaxDim == 4 * P::kBlockK, "one kernel per K chunk count");
+    const int k_chunks = P::k_chunks(args.d_pad);
+    constexpr bool kScaled = kScore == Score::Scaled;
+    // Several point buffers only pay with persistent CTAs (point_buffers).
+    const int buffers = P::point_buffers(args.d_pad, args.k, kScaled);
+    // Persistent CTAs walk every block: they cannot skip compacted ones.
+    FAISS_THROW_IF_NOT_MSG(buffers < 2 || !args.rows_valid,
+                           "FlashAssign sm90: rows_valid needs one point block per CTA");
+    const auto kernel = resident_kernel<Half, kScore, kMargin, kTileWidth>(k_chunks, buffers >= 2);
+    const int stages = P::stages(args.d_pad, buffers, kScaled);
+    const int64_t n_tiles = (args.k + P::kBlockN - 1) / P::kBlockN;
+    // The last tile's terms are staged from the padded copy: +inf to its end.
+    FAISS_THROW_IF_NOT_MSG(tiled_columns(args.k, P::kBlockN) <= args.k_pad,
+                           "FlashAssign sm90: the padded terms end inside the last centroid tile");
+    const int tiles_in_flight = n_tiles >= 2 && k_chunks <= 3 && !kScaled ? 2 : 1;
+    static_assert(kPairTiles<3, Score::L2> && !kPairTiles<4, Score::L2> && !kPairTiles<1, Score::Scaled>,
+                  "tiles_in_flight follows kPairTiles");
+    FAISS_THROW_IF_NOT_FMT(stages >= tiles_in_flight * k_chunks,
+                           "FlashAssign sm90: %d ring stages cannot hold %d tiles at d_pad %d", stages,
+                           tiles_in_flight, args.d_pad);
+    const size_t smem = P::smem_bytes(args.d_pad, buffers, stages, kScaled);
+    reserve_smem(kernel, smem);
+    const CUtensorMap map_x = make_map(args.x, type, args.batch * args.n, args.ldx, args.d_pad, P::kBlockM);
+    const CUtensorMap map_c = make_map(args.c, type, args.batch * args.k, args.ldc, args.d_pad, P::kBlockN);
+    const int64_t m_tiles = (args.n + P::kBlockM - 1) / P::kBlockM;
+    const int64_t ctas = buffers >= 2 ? std::min<int64_t>(args.batch * m_tiles, multiprocessors())
+                                      : args.batch * m_tiles;
+    kernel<<<dim3(unsigned(ctas)), P::kThreads, smem, stream>>>(map_x, map_c, args, m_tiles, buffers, stages);
+    check_launch("FlashAssign sm90");
+    return m_tiles * P::kConsumers;
+}
+
 template <typename Half, Score kScore, bool kMargin = false>
 int64_t launch(const AssignArgs& args, cudaStream_t stream) {
     const CUtensorMapDataType type =
@@ -728,45 +800,17 @@ int64_t launch(const AssignArgs& args, cudaStream_t stream) {
     // Multipliers take registers: scaled operands keep points resident for
     // up to 3 K chunks only (4 would spill).
     constexpr int kResidentChunks = kScore == Score::Scaled ? 3 : 4;
-    if (args.d_pad <= kResidentChunks * ResidentPolicy::kBlockK) {
-        using P = ResidentPolicy;
-        static_assert(P::kMaxDim == 4 * P::kBlockK, "one kernel per K chunk count");
-        const int k_chunks = P::k_chunks(args.d_pad);
-        constexpr bool kScaled = kScore == Score::Scaled;
-        // Several point buffers only pay with persistent CTAs (point_buffers).
-        const int buffers = P::point_buffers(args.d_pad, args.k, kScaled);
-        auto kernel = k_chunks == 1   ? flash_assign_resident_kernel<Half, kScore, 1, false, kMargin>
-                      : k_chunks == 2 ? flash_assign_resident_kernel<Half, kScore, 2, false, kMargin>
-                                      : flash_assign_resident_kernel<Half, kScore, 3, false, kMargin>;
-        if constexpr (kResidentChunks == 4) {
-            if (k_chunks == 4) {
-                kernel = flash_assign_resident_kernel<Half, kScore, 4, false, kMargin>;
+    if (args.d_pad <= kResidentChunks * ResidentPolicy<>::kBlockK) {
+        // Narrow tiles where they compute fewer columns; built without
+        // margins or multipliers (the certified fast pass and F16x3 keep
+        // the wide tile).
+        if constexpr (kScore != Score::Scaled && !kMargin) {
+            if (tiled_columns(args.k, kNarrowTile) < tiled_columns(args.k, kWideTile) &&
+                ResidentPolicy<kNarrowTile>::point_buffers(args.d_pad, args.k, false) >= 2) {
+                return launch_resident<Half, kScore, kMargin, kNarrowTile>(args, type, stream);
             }
         }
-        if (buffers >= 2) {
-            // Persistent CTAs walk every block: they cannot skip compacted ones.
-            FAISS_THROW_IF_NOT_MSG(!args.rows_valid, "FlashAssign sm90: rows_valid needs one point block per CTA");
-            kernel = k_chunks == 1 ? flash_assign_resident_kernel<Half, kScore, 1, true, kMargin>
-                                   : flash_assign_resident_kernel<Half, kScore, 2, true, kMargin>;
-        }
-        const int stages = P::stages(args.d_pad, buffers, kScaled);
-        const int64_t n_tiles = (args.k + P::kBlockN - 1) / P::kBlockN;
-        const int tiles_in_flight = n_tiles >= 2 && k_chunks <= 3 && !kScaled ? 2 : 1;
-        static_assert(kPairTiles<3, Score::L2> && !kPairTiles<4, Score::L2> && !kPairTiles<1, Score::Scaled>,
-                      "tiles_in_flight follows kPairTiles");
-        FAISS_THROW_IF_NOT_FMT(stages >= tiles_in_flight * k_chunks,
-                               "FlashAssign sm90: %d ring stages cannot hold %d tiles at d_pad %d", stages,
-                               tiles_in_flight, args.d_pad);
-        const size_t smem = P::smem_bytes(args.d_pad, buffers, stages, kScaled);
-        reserve_smem(kernel, smem);
-        const CUtensorMap map_x = make_map(args.x, type, args.batch * args.n, args.ldx, args.d_pad, P::kBlockM);
-        const CUtensorMap map_c = make_map(args.c, type, args.batch * args.k, args.ldc, args.d_pad, P::kBlockN);
-        const int64_t m_tiles = (args.n + P::kBlockM - 1) / P::kBlockM;
-        const int64_t ctas = buffers >= 2 ? std::min<int64_t>(args.batch * m_tiles, multiprocessors())
-                                          : args.batch * m_tiles;
-        kernel<<<dim3(unsigned(ctas)), P::kThreads, smem, stream>>>(map_x, map_c, args, m_tiles, buffers, stages);
-        check_launch("FlashAssign sm90");
-        return m_tiles * P::kConsumers;
+        return launch_resident<Half, kScore, kMargin, kWideTile>(args, type, stream);
     } else {
         using P = StreamingPolicy;
         auto kernel = flash_assign_streaming_kernel<Half, kScore, kMargin>;
@@ -831,8 +875,8 @@ bool sm90_assign_supported(const AssignArgs& args, Operand op) {
 }
 
 int64_t flash_assign_sm90(const AssignArgs& args, Operand op, cudaStream_t stream) {
-    static_assert(kTermsTile % ResidentPolicy::kBlockN == 0 && kTermsTile % StreamingPolicy::kBlockN == 0,
-                  "the padded terms come in whole tiles of both agents");
+    static_assert(kTermsTile % ResidentPolicy<>::kBlockN == 0 && kTermsTile % StreamingPolicy::kBlockN == 0,
+                  "the padded terms come in whole wide tiles of both agents");
     FAISS_THROW_IF_NOT_MSG(args.c_bias_padded && args.k_pad == padded_terms(args.k),
                            "FlashAssign sm90: needs the score terms padded to k_pad = padded_terms(k)");
     FAISS_THROW_IF_NOT_MSG(!args.margins || op == Operand::F16, "FlashAssign sm90: margins need fp16 operands");

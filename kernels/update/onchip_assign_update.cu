@@ -64,16 +64,24 @@ using namespace onchip;
     return desc; // swizzle mode 0: none
 }
 
-/** One column half (64 centroids) of a fused assignment's fold: each of
- * the lane's two rows (h) keeps its best (score, column) over the half's
- * columns in increasing order with a strict '<' (the lowest column on
- * ties), in two chains by column parity e for instruction-level
+/// Columns of the fused assignment's first part: 64, or 40 where k <= 104
+/// (columns past k are padding: products and fold steps that decide
+/// nothing). The second part has 64. Narrow first: the other order makes
+/// ptxas spill (80 bytes at d = 128).
+constexpr int kWidePart = 64;
+constexpr int kNarrowPart = 40;
+
+/** One column part (8·kBlocks8 centroids) of a fused assignment's fold:
+ * each of the lane's two rows (h) keeps its best (score, column) over the
+ * part's columns in increasing order with a strict '<' (the lowest column
+ * on ties), in two chains by column parity e for instruction-level
  * parallelism; the caller merges the two chains by the same order
  * (`better`).
  * score = bias - 2<x,c> for L2 (mult -2), -<x,c> for IP (mult -1).
  */
-[[maybe_unused]] __device__ __forceinline__ void fold_half(
-        const float (&acc)[32],
+template <int kBlocks8>
+[[maybe_unused]] __device__ __forceinline__ void fold_part(
+        const float (&acc)[4 * kBlocks8],
         const float* bias,
         float mult,
         int col0,
@@ -81,7 +89,7 @@ using namespace onchip;
         int32_t (&best_col)[2][2]) {
     const int lane = threadIdx.x % 32;
 #pragma unroll
-    for (int j = 0; j < 8; j++) {
+    for (int j = 0; j < kBlocks8; j++) {
         const int col = col0 + 8 * j + 2 * (lane % 4);
         const float2 cb = *reinterpret_cast<const float2*>(bias + col);
 #pragma unroll
@@ -99,11 +107,11 @@ using namespace onchip;
 }
 
 /** Fused assignment of the staged chunk (128 rows) by the assign
- * warpgroups, 64 rows each: two wgmma groups m64n64k16 over the kDimTiles·2
- * k16 steps, one per half of the 128 centroid columns (points and
- * centroids both in the TMA's 128B-swizzled K-major layout), so that the
- * first half's fold runs beside the second half's products; each row's
- * argmin over the 128 columns (fold_half; then the quad's lowest index on
+ * warpgroups, 64 rows each: two wgmma groups over the kDimTiles·2 k16
+ * steps, one per part of the centroid columns (kFirstPart, then 64;
+ * points and centroids both in the TMA's 128B-swizzled K-major layout),
+ * so that the first part's fold runs beside the second part's products;
+ * each row's argmin over the columns (fold_part; then the quad's lowest index on
  * ties, as every assignment kernel). Writes the labels to fa.labels,
  * counts them, and sets the chunk's rows in the one-hot matrix after
  * clearing the entries this lane set in the same buffer two chunks before
@@ -114,7 +122,7 @@ using namespace onchip;
  * Returns the sum of the scores of the rows this lane wrote (IP sums
  * -score).
  */
-template <typename T, int kDimTiles>
+template <typename T, int kDimTiles, int kFirstPart>
 __device__ __forceinline__ double assign_chunk(
         const OnChipAssign& fa,
         const SliceTask& task,
@@ -135,32 +143,35 @@ __device__ __forceinline__ double assign_chunk(
     const float mult = fa.inner_product ? -1.0f : -2.0f;
     constexpr uint16_t kOne = std::is_same_v<T, __half> ? 0x3c00u : 0x3f80u;
     const int m0 = 64 * int(threadIdx.x / 128); // this warpgroup's 64 rows
-    float acc[2][32];
-    wgmma_fence();
-#pragma unroll
-    for (int n = 0; n < 2; n++) {
+    float acc_first[kFirstPart / 2], acc_second[kWidePart / 2];
+    // The products of the column part starting at col0, as one wgmma group.
+    const auto issue_part = [&](auto& acc, int col0) {
+        constexpr int kCols = 2 * int(sizeof(acc) / sizeof(float));
 #pragma unroll
         for (int ks = 0; ks < kDimTiles * P::kTileDims / 16; ks++) {
             // k16 step ks: 64-coordinate half ks / 4, 32 bytes per step inside it.
             const uint64_t da = wgmma_descriptor_k(
                     wgmma_descriptor(points + (ks / 4) * l.block_stride + m0 * l.row_stride), ks % 4);
             const uint64_t db = wgmma_descriptor_k(
-                    wgmma_descriptor(smem + l.centroids + (ks / 4) * l.centroid_block_stride + 64 * n * l.row_stride),
+                    wgmma_descriptor(smem + l.centroids + (ks / 4) * l.centroid_block_stride + col0 * l.row_stride),
                     ks % 4);
-            wgmma_m64k16<T, 64>(acc[n], da, db, ks > 0);
+            wgmma_m64k16<T, kCols>(acc, da, db, ks > 0);
         }
         wgmma_commit();
-    }
+    };
+    wgmma_fence();
+    issue_part(acc_first, 0);
+    issue_part(acc_second, kFirstPart);
     float best_score[2][2] = {{INFINITY, INFINITY}, {INFINITY, INFINITY}};
     int32_t best_col[2][2] = {{0, 1}, {0, 1}};
     wgmma_wait<1>();
-    fold_half(acc[0], bias, mult, 0, best_score, best_col);
+    fold_part<kFirstPart / 8>(acc_first, bias, mult, 0, best_score, best_col);
     wgmma_wait<0>();
     if (g > 0) {
         // The sums of the previous chunk take the tensor cores now.
         named_barrier_arrive(P::kBarProducts + int(g % 2), P::kFusedThreads);
     }
-    fold_half(acc[1], bias, mult, 64, best_score, best_col);
+    fold_part<kWidePart / 8>(acc_second, bias, mult, kFirstPart, best_score, best_col);
 #pragma unroll
     for (int h = 0; h < 2; h++) {
         float score = best_score[h][0];
@@ -253,7 +264,7 @@ __device__ __forceinline__ void sum_chunk(
  * g + kFusedStages is loaded into chunk g's stage once chunk g is summed
  * (so assigned too).
  */
-template <typename T, int kDimTiles>
+template <typename T, int kDimTiles, int kFirstPart>
 __global__ void __launch_bounds__(P::kFusedThreads, 1) assign_slice_sums_kernel(
         const __grid_constant__ CUtensorMap map_x,
         UpdateArgs args,
@@ -317,7 +328,7 @@ __global__ void __launch_bounds__(P::kFusedThreads, 1) assign_slice_sums_kernel(
                 named_barrier_sync(P::kBarSummed + int(g % 2), P::kFusedThreads); // chunk g - 2 summed
             }
             mbarrier_wait(full + g % P::kFusedStages, uint32_t(g / P::kFusedStages) & 1);
-            objective += assign_chunk<T, kDimTiles>(fa, task, smem, int(g % P::kFusedStages), one_hot, set_cols,
+            objective += assign_chunk<T, kDimTiles, kFirstPart>(fa, task, smem, int(g % P::kFusedStages), one_hot, set_cols,
                                                     at.slice.rows(at.c), at.slice.row0(at.c), g);
             // The one-hot's generic stores before the sums' wgmma reads.
             fence_async_shared();
@@ -435,8 +446,11 @@ void launch_assign_slice_sums(
     const CUtensorMap map_x = make_swizzled_row_map(
             args.x, std::is_same_v<T, __half> ? CU_TENSOR_MAP_DATA_TYPE_FLOAT16 : CU_TENSOR_MAP_DATA_TYPE_BFLOAT16,
             args.batch * args.n, args.ldx, args.d, P::kFusedRows, "on-chip update with the assignment");
+    const bool narrow = plan.task.k <= kNarrowPart + kWidePart;
     const auto launch = [&](auto dim_tiles) {
-        const auto kernel = assign_slice_sums_kernel<T, decltype(dim_tiles)::value>;
+        constexpr int kDimTiles = decltype(dim_tiles)::value;
+        const auto kernel = narrow ? assign_slice_sums_kernel<T, kDimTiles, kNarrowPart>
+                                   : assign_slice_sums_kernel<T, kDimTiles, kWidePart>;
         reserve_smem(kernel, plan);
         kernel<<<plan.grid, P::kFusedThreads, size_t(plan.task.smem.total), stream>>>(map_x, args, assign, ws,
                                                                                         plan.task);

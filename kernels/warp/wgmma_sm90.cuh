@@ -100,6 +100,12 @@ __device__ __forceinline__ void wgmma_wait() {
                  "{%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15}, %16, %17, p, 1, 1, 0, %19;\n}\n" \
                  : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]) \
                  : "l"(desc_a), "l"(desc_b), "r"(accumulate), "n"(int(kTransB)))
+#define FAISS_FLASH_WGMMA_M64N40K16_T(TYPE) \
+    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %22, 0;\n" \
+                 "wgmma.mma_async.sync.aligned.m64n40k16.f32." TYPE "." TYPE " " \
+                 "{%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15,%16,%17,%18,%19}, %20, %21, p, 1, 1, 0, %23;\n}\n" \
+                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]) \
+                 : "l"(desc_a), "l"(desc_b), "r"(accumulate), "n"(int(kTransB)))
 #define FAISS_FLASH_WGMMA_M64N64K16_T(TYPE) \
     asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %34, 0;\n" \
                  "wgmma.mma_async.sync.aligned.m64n64k16.f32." TYPE "." TYPE " " \
@@ -111,6 +117,12 @@ __device__ __forceinline__ void wgmma_wait() {
                  "wgmma.mma_async.sync.aligned.m64n96k16.f32." TYPE "." TYPE " " \
                  "{%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15,%16,%17,%18,%19,%20,%21,%22,%23,%24,%25,%26,%27,%28,%29,%30,%31,%32,%33,%34,%35,%36,%37,%38,%39,%40,%41,%42,%43,%44,%45,%46,%47}, %48, %49, p, 1, 1, 0, %51;\n}\n" \
                  : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]), "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]) \
+                 : "l"(desc_a), "l"(desc_b), "r"(accumulate), "n"(int(kTransB)))
+#define FAISS_FLASH_WGMMA_M64N104K16_T(TYPE) \
+    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %54, 0;\n" \
+                 "wgmma.mma_async.sync.aligned.m64n104k16.f32." TYPE "." TYPE " " \
+                 "{%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15,%16,%17,%18,%19,%20,%21,%22,%23,%24,%25,%26,%27,%28,%29,%30,%31,%32,%33,%34,%35,%36,%37,%38,%39,%40,%41,%42,%43,%44,%45,%46,%47,%48,%49,%50,%51}, %52, %53, p, 1, 1, 0, %55;\n}\n" \
+                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]), "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]), "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]) \
                  : "l"(desc_a), "l"(desc_b), "r"(accumulate), "n"(int(kTransB)))
 #define FAISS_FLASH_WGMMA_M64N128K16_T(TYPE) \
     asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %66, 0;\n" \
@@ -139,18 +151,26 @@ __device__ __forceinline__ void wgmma_m64n256k16(float (&d)[128], uint64_t desc_
 
 /** d (64 x kN fp32, kN/2 registers per thread) += A (64 x 16, K-major) *
  * B (16 x kN); kTransB: B N-major (its kN elements contiguous per K row)
- * instead of K-major. kN in {32, 64, 96, 128}; accumulate = 0 overwrites.
+ * instead of K-major. kN in {32, 40, 64, 96, 104, 128}; accumulate = 0
+ * overwrites.
  */
 template <typename Half, int kN, bool kTransB = false>
 __device__ __forceinline__ void wgmma_m64k16(float (&d)[kN / 2], uint64_t desc_a, uint64_t desc_b, int accumulate) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
-    static_assert(kN == 32 || kN == 64 || kN == 96 || kN == 128, "N = 32, 64, 96 or 128");
+    static_assert(kN == 32 || kN == 40 || kN == 64 || kN == 96 || kN == 104 || kN == 128,
+                  "N = 32, 40, 64, 96, 104 or 128");
     constexpr bool kF16 = std::is_same_v<Half, __half>;
     if constexpr (kN == 32) {
         if constexpr (kF16) {
             FAISS_FLASH_WGMMA_M64N32K16_T("f16");
         } else {
             FAISS_FLASH_WGMMA_M64N32K16_T("bf16");
+        }
+    } else if constexpr (kN == 40) {
+        if constexpr (kF16) {
+            FAISS_FLASH_WGMMA_M64N40K16_T("f16");
+        } else {
+            FAISS_FLASH_WGMMA_M64N40K16_T("bf16");
         }
     } else if constexpr (kN == 64) {
         if constexpr (kF16) {
@@ -163,6 +183,12 @@ __device__ __forceinline__ void wgmma_m64k16(float (&d)[kN / 2], uint64_t desc_a
             FAISS_FLASH_WGMMA_M64N96K16_T("f16");
         } else {
             FAISS_FLASH_WGMMA_M64N96K16_T("bf16");
+        }
+    } else if constexpr (kN == 104) {
+        if constexpr (kF16) {
+            FAISS_FLASH_WGMMA_M64N104K16_T("f16");
+        } else {
+            FAISS_FLASH_WGMMA_M64N104K16_T("bf16");
         }
     } else {
         if constexpr (kF16) {
@@ -178,14 +204,11 @@ __device__ __forceinline__ void wgmma_m64k16(float (&d)[kN / 2], uint64_t desc_a
 
 #undef FAISS_FLASH_WGMMA_M64N256K16
 #undef FAISS_FLASH_WGMMA_M64N32K16_T
+#undef FAISS_FLASH_WGMMA_M64N40K16_T
 #undef FAISS_FLASH_WGMMA_M64N64K16_T
 #undef FAISS_FLASH_WGMMA_M64N96K16_T
+#undef FAISS_FLASH_WGMMA_M64N104K16_T
 #undef FAISS_FLASH_WGMMA_M64N128K16_T
-
-template <typename Half>
-__device__ __forceinline__ void wgmma_m64n128k16(float (&d)[64], uint64_t desc_a, uint64_t desc_b, int accumulate) {
-    wgmma_m64k16<Half, 128>(d, desc_a, desc_b, accumulate);
-}
 
 } // namespace kernels
 } // namespace faiss_flash
