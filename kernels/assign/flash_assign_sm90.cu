@@ -618,7 +618,7 @@ __global__ void __launch_bounds__(ResidentPolicy<>::kThreads, 1) flash_assign_re
 #pragma unroll
                     for (int kk = 0; kk < P::kBlockK / 16; kk++) {
                         wgmma_m64k16<Half, P::kBlockN>(slab_acc, wgmma_descriptor_k(desc_a, kk),
-                                               wgmma_descriptor_k(desc_b, kk), kc > 0 || kk > 0);
+                                                       wgmma_descriptor_k(desc_b, kk), kc > 0 || kk > 0);
                     }
                 }
                 wgmma_commit();

@@ -111,8 +111,8 @@ template <int kBlocks8>
  * steps, one per part of the centroid columns (kFirstPart, then 64;
  * points and centroids both in the TMA's 128B-swizzled K-major layout),
  * so that the first part's fold runs beside the second part's products;
- * each row's argmin over the columns (fold_part; then the quad's lowest index on
- * ties, as every assignment kernel). Writes the labels to fa.labels,
+ * each row's argmin over the columns (fold_part; then the quad's lowest
+ * index on ties, as every assignment kernel). Writes the labels to fa.labels,
  * counts them, and sets the chunk's rows in the one-hot matrix after
  * clearing the entries this lane set in the same buffer two chunks before
  * (set_cols: in, those columns, -1 for none; out, this chunk's). From
@@ -328,8 +328,8 @@ __global__ void __launch_bounds__(P::kFusedThreads, 1) assign_slice_sums_kernel(
                 named_barrier_sync(P::kBarSummed + int(g % 2), P::kFusedThreads); // chunk g - 2 summed
             }
             mbarrier_wait(full + g % P::kFusedStages, uint32_t(g / P::kFusedStages) & 1);
-            objective += assign_chunk<T, kDimTiles, kFirstPart>(fa, task, smem, int(g % P::kFusedStages), one_hot, set_cols,
-                                                    at.slice.rows(at.c), at.slice.row0(at.c), g);
+            objective += assign_chunk<T, kDimTiles, kFirstPart>(fa, task, smem, int(g % P::kFusedStages), one_hot,
+                                                                set_cols, at.slice.rows(at.c), at.slice.row0(at.c), g);
             // The one-hot's generic stores before the sums' wgmma reads.
             fence_async_shared();
             named_barrier_arrive(P::kBarOneHot + int(g % 2), P::kFusedThreads);
