@@ -316,15 +316,20 @@ kernels::AssignArgs CudaBackend::assign_args(bool with_distances) const {
     return a;
 }
 
-void CudaBackend::launch_assign(bool with_distances) {
-    const kernels::AssignArgs a = assign_args(with_distances);
-    const int64_t partials_per_problem = kernels::flash_assign(a, operand_, stream_);
-    kernels::reduce_objective(a.obj_partials, a.batch, partials_per_problem,
-                              shape_.metric == Metric::L2 ? x_norm_sums_.as<double>() : nullptr,
-                              step_objectives(step_out_), stream_);
+kernels::ObjectivePartials CudaBackend::objective_partials(int64_t per_problem) const {
+    kernels::ObjectivePartials objective;
+    objective.values = obj_partials_.as<double>();
+    objective.per_problem = per_problem;
+    objective.offsets = shape_.metric == Metric::L2 ? x_norm_sums_.as<double>() : nullptr;
+    objective.objectives = step_objectives(step_out_);
+    return objective;
 }
 
-void CudaBackend::launch_certified_assign() {
+kernels::ObjectivePartials CudaBackend::launch_assign(bool with_distances) {
+    return objective_partials(kernels::flash_assign(assign_args(with_distances), operand_, stream_));
+}
+
+kernels::ObjectivePartials CudaBackend::launch_certified_assign() {
     kernels::CertifiedAssignArgs c;
     c.split = assign_args(false);
     c.split.x_norms = x_norms_.as<float>();
@@ -334,9 +339,10 @@ void CudaBackend::launch_certified_assign() {
     c.ldx = ldx_;
     c.centroids = centroids_.as<float>();
     c.d = shape_.d;
-    c.obj = step_objectives(step_out_);
     c.rescanned = rescanned_.as<int32_t>();
-    kernels::certified_assign(c, certify_workspace_.as<void>(), stream_);
+    kernels::ObjectivePartials objective = kernels::certified_assign(c, certify_workspace_.as<void>(), stream_);
+    objective.objectives = step_objectives(step_out_);
+    return objective;
 }
 
 std::vector<int32_t> CudaBackend::rescanned_points() {
@@ -397,7 +403,7 @@ void CudaBackend::enqueue_step(int64_t k_frozen, bool timed, bool into_graph) {
     // terms may go stale here: assign_update leaves centroids_dirty_ set.
     const bool one_pass = fuses_assignment();
     convert_centroids(!one_pass);
-    const kernels::UpdateArgs u = update_args(k_frozen);
+    kernels::UpdateArgs u = update_args(k_frozen);
     if (one_pass) {
         // One pass over the points: assignment and slice sums in one
         // kernel (the "assign" phase), then the update's finish.
@@ -408,18 +414,12 @@ void CudaBackend::enqueue_step(int64_t k_frozen, bool timed, bool into_graph) {
         fused.inner_product = shape_.metric == Metric::InnerProduct;
         fused.labels = labels_.as<int32_t>();
         fused.obj_partials = obj_partials_.as<double>();
-        const int64_t partials_per_problem = kernels::onchip_assign_and_sum(u, fused, workspace_.as<void>(), stream_);
-        kernels::reduce_objective(fused.obj_partials, shape_.batch, partials_per_problem,
-                                  shape_.metric == Metric::L2 ? x_norm_sums_.as<double>() : nullptr,
-                                  step_objectives(step_out_), stream_);
+        u.objective = objective_partials(kernels::onchip_assign_and_sum(u, fused, workspace_.as<void>(), stream_));
         mark(events_[1]);
+        // The update's statistics kernel adds the objective up.
         kernels::onchip_finish(u, workspace_.as<void>(), stream_);
     } else {
-        if (certified_) {
-            launch_certified_assign();
-        } else {
-            launch_assign(false);
-        }
+        u.objective = certified_ ? launch_certified_assign() : launch_assign(false);
         mark(events_[1]);
         kernels::update_centroids(u, workspace_.as<void>(), stream_);
     }

@@ -136,10 +136,16 @@ class CudaBackend : public LloydBackend {
     /// the padded copies of the terms too where padded_terms (the
     /// streaming Hopper assignment reads them; the fused kernel does not).
     void convert_centroids(bool padded_terms);
-    /// FlashAssign into labels_ / distances_ / the objectives; async.
-    void launch_assign(bool with_distances);
-    /// The certified fp32 assignment into labels_ / the objectives; async.
-    void launch_certified_assign();
+    /// FlashAssign into labels_ / distances_; async. Returns its objective
+    /// partials, for the update to add up.
+    kernels::ObjectivePartials launch_assign(bool with_distances);
+    /// The certified fp32 assignment into labels_; async. Returns its
+    /// objective partials.
+    kernels::ObjectivePartials launch_certified_assign();
+    /// The objective partials of an assignment into obj_partials_, this
+    /// many per problem, to be added up into the step's objectives by the
+    /// update's statistics kernel.
+    kernels::ObjectivePartials objective_partials(int64_t per_problem) const;
     kernels::AssignArgs assign_args(bool with_distances) const;
     kernels::UpdateArgs update_args(int64_t k_frozen) const;
     /// False on the legacy default stream, where capture is illegal.

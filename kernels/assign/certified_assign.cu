@@ -289,7 +289,7 @@ size_t certified_assign_workspace_bytes(const AssignArgs& split) {
     return Workspace(nullptr, split, split.d_pad / 3).bytes;
 }
 
-void certified_assign(const CertifiedAssignArgs& args, void* workspace, cudaStream_t stream) {
+ObjectivePartials certified_assign(const CertifiedAssignArgs& args, void* workspace, cudaStream_t stream) {
     const AssignArgs& split = args.split;
     FAISS_THROW_IF_NOT_MSG(split.d_pad == 3 * args.d_part && args.d_part % 8 == 0 && split.ldx % 8 == 0 &&
                                    !split.distances && !split.margins && split.x_norms,
@@ -343,7 +343,10 @@ void certified_assign(const CertifiedAssignArgs& args, void* workspace, cudaStre
                              stream>>>(args.x, args.ldx, args.centroids, split.k, args.d, split.labels, n,
                                        split.inner_product, ws.objective);
     check_launch("certified_assign: objective");
-    reduce_objective(ws.objective, batch, objective_blocks(n), nullptr, args.obj, stream);
+    ObjectivePartials objective;
+    objective.values = ws.objective;
+    objective.per_problem = objective_blocks(n);
+    return objective;
 }
 
 } // namespace kernels

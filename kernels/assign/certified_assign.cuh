@@ -13,8 +13,8 @@
 // 3. Rescan: the other rows (near-ties, ~10% of Gaussian points at d = 128,
 //    k = 4096) are compacted per problem, in row order, and assigned again
 //    with the F16x3 products (hi·hi + hi·lo + lo·hi, ~2^-21 relative).
-// 4. Objective: every row's exact distance to its label, in fp64, added in
-//    a fixed order.
+// 4. Objective: every row's exact distance to its label, in fp64, as
+//    per-problem partials that the update adds in a fixed order.
 // Labels and objective are bit-identical run to run.
 
 #pragma once
@@ -25,6 +25,7 @@
 #include <cuda_runtime_api.h>
 
 #include "flash_assign.cuh"
+#include "../util/objective_partials.h"
 
 namespace faiss_flash {
 namespace kernels {
@@ -41,9 +42,6 @@ struct CertifiedAssignArgs {
     int64_t ldx = 0;
     const float* centroids = nullptr; ///< the fp32 centroids: B·K rows of d
     int64_t d = 0;
-    /// B out: the sum of squared distances (L2) or of inner products (IP) of
-    /// every row to its label, exact in fp64.
-    double* obj = nullptr;
     /// B out: the rows of each problem the certification left to the rescan.
     int32_t* rescanned = nullptr;
 };
@@ -56,8 +54,12 @@ bool certified_assign_supported(const AssignArgs& split, int d_part);
 /// (the rescan may take every row), their ids, labels, margins, partials.
 size_t certified_assign_workspace_bytes(const AssignArgs& split);
 
-/// Runs the four steps on `stream`; throws on a launch error.
-void certified_assign(const CertifiedAssignArgs& args, void* workspace, cudaStream_t stream);
+/** Runs the four steps on `stream`; throws on a launch error. Returns the
+ * objective's partials (in the workspace; objectives not set): per
+ * problem, the sum of squared distances (L2) or of inner products (IP) of
+ * every row to its label, exact in fp64.
+ */
+ObjectivePartials certified_assign(const CertifiedAssignArgs& args, void* workspace, cudaStream_t stream);
 
 } // namespace kernels
 } // namespace faiss_flash

@@ -11,6 +11,7 @@
 #include <faiss/impl/FaissAssert.h>
 
 #include "../block/argmin.cuh"
+#include "../block/strided_sum.cuh"
 #include "../block/tile_copy.cuh"
 #include "../util/launch_check.h"
 #include "../warp/mma_sm80.cuh"
@@ -261,28 +262,23 @@ int64_t launch_tile(const AssignArgs& args, cudaStream_t stream) {
     return args.k <= kNarrowTileMaxK ? launch_metric<Recipe, 128>(args, stream) : launch_metric<Recipe, 256>(args, stream);
 }
 
-/** out[b] = offset[b] (if any) + the sum of problem b's per_problem
- * values: one block per problem, strided per-thread fp64 sums, then a
- * fixed tree.
- */
-template <typename T>
-__global__ void problem_sums_kernel(const T* values, int64_t per_problem, const double* offset, double* out) {
-    __shared__ double s[256];
+/// sums[b] = the sum of problem b's n norms: one block per problem,
+/// strided per-thread fp64 sums, then a fixed tree.
+constexpr int kNormSumThreads = 256;
+
+__global__ void __launch_bounds__(kNormSumThreads) norm_sums_kernel(const float* x_norms, int64_t n, double* sums) {
+    __shared__ double s[kNormSumThreads];
     const int64_t b = blockIdx.x;
-    double acc = 0;
-    for (int64_t i = threadIdx.x; i < per_problem; i += blockDim.x) {
-        acc += values[b * per_problem + i];
-    }
-    s[threadIdx.x] = acc;
+    s[threadIdx.x] = strided_sum<kNormSumThreads, 8>(x_norms + b * n, n, threadIdx.x);
     __syncthreads();
-    for (int stride = blockDim.x / 2; stride > 0; stride /= 2) {
+    for (int stride = kNormSumThreads / 2; stride > 0; stride /= 2) {
         if (threadIdx.x < stride) {
             s[threadIdx.x] += s[threadIdx.x + stride];
         }
         __syncthreads();
     }
     if (threadIdx.x == 0) {
-        out[b] = (offset ? offset[b] : 0.0) + s[0];
+        sums[b] = s[0];
     }
 }
 
@@ -320,19 +316,8 @@ int64_t flash_assign(const AssignArgs& args, Operand op, cudaStream_t stream) {
     FAISS_THROW_MSG("FlashAssign: unknown operand");
 }
 
-void reduce_objective(
-        const double* obj_partials,
-        int64_t batch,
-        int64_t partials_per_problem,
-        const double* norm_sums,
-        double* obj,
-        cudaStream_t stream) {
-    problem_sums_kernel<double><<<unsigned(batch), 256, 0, stream>>>(obj_partials, partials_per_problem, norm_sums, obj);
-    check_launch("reduce_objective");
-}
-
 void sum_point_norms(const float* x_norms, int64_t batch, int64_t n, double* sums, cudaStream_t stream) {
-    problem_sums_kernel<float><<<unsigned(batch), 256, 0, stream>>>(x_norms, n, nullptr, sums);
+    norm_sums_kernel<<<unsigned(batch), kNormSumThreads, 0, stream>>>(x_norms, n, sums);
     check_launch("sum_point_norms");
 }
 

@@ -86,9 +86,9 @@ struct AssignArgs {
     /** Partials of the objective (objective_partials_bound() doubles; one
      * per CTA, or per warpgroup): the share of its rows without the
      * points' norms, the sum of their best
-     * scores (L2: ||c||² - 2<x,c>; IP: <x,c>); reduce_objective adds each
-     * problem's sum of ||x||² once. The kernels then never read a norm
-     * unless distances are wanted.
+     * scores (L2: ||c||² - 2<x,c>; IP: <x,c>); the update adds them up
+     * with each problem's sum of ||x||² (ObjectivePartials). The kernels
+     * then never read a norm unless distances are wanted.
      */
     double* obj_partials = nullptr;
 
@@ -117,17 +117,6 @@ int64_t objective_partials_bound(const AssignArgs& args);
  * obj_partials holds that many per problem, problem-major.
  */
 int64_t flash_assign(const AssignArgs& args, Operand op, cudaStream_t stream);
-
-/** obj[b] = norm_sums[b] + the sum of the partials of problem b, in a
- * fixed order (norm_sums: nullptr for IP, whose objective has no norms).
- */
-void reduce_objective(
-        const double* obj_partials,
-        int64_t batch,
-        int64_t partials_per_problem,
-        const double* norm_sums,
-        double* obj,
-        cudaStream_t stream);
 
 /// sums[b] = the sum of problem b's n point norms, in a fixed order (fp64).
 void sum_point_norms(const float* x_norms, int64_t batch, int64_t n, double* sums, cudaStream_t stream);

@@ -77,8 +77,8 @@ struct OnChipAssign {
 bool onchip_assign_fits(const UpdateArgs& args);
 
 /// The fused assignment and slice sums (the shape must fit, as for
-/// onchip_update); returns the objective partials per problem (the
-/// assignment's reduce_objective adds them). The update is complete after
+/// onchip_update); returns the objective partials per problem (handed to
+/// onchip_finish as args.objective). The update is complete after
 /// onchip_finish on the same workspace.
 int64_t onchip_assign_and_sum(const UpdateArgs& args, const OnChipAssign& assign, void* workspace, cudaStream_t stream);
 void onchip_finish(const UpdateArgs& args, void* workspace, cudaStream_t stream);

@@ -14,6 +14,8 @@
 
 #include <cuda_runtime_api.h>
 
+#include "../util/objective_partials.h"
+
 namespace faiss_flash {
 namespace kernels {
 
@@ -46,6 +48,9 @@ struct UpdateArgs {
     float* cluster_weights = nullptr; ///< B·K out (FAISS's hassign)
     UpdateStats* stats = nullptr;     ///< B out
     UpdateStrategy strategy = UpdateStrategy::Auto;
+    /// The assignment's objective, added up by the statistics kernel
+    /// (values nullptr: none, objectives untouched).
+    ObjectivePartials objective;
 };
 
 /// The strategy update_centroids runs for args on the current GPU (never

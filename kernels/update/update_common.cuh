@@ -19,6 +19,7 @@
 
 #include <faiss/impl/FaissAssert.h>
 
+#include "../block/strided_sum.cuh"
 #include "../util/launch_check.h"
 #include "../warp/warp_reduce.cuh"
 #include "update_centroids.cuh"
@@ -33,8 +34,10 @@ constexpr int kMeanDimsPerThread = 4;
 /// Partial rows whose values a thread of cluster_means_kernel loads before
 /// it adds any of them.
 constexpr int kMeanRowsInFlight = 8;
-/// Threads of problem_stats_kernel, one block per problem.
-constexpr int kStatsThreads = 256;
+/// Threads of problem_stats_kernel, one block per problem, and the
+/// objective partials each of them loads before adding any.
+constexpr int kStatsThreads = 512;
+constexpr int kStatsLoadsInFlight = 8;
 
 /// The limits of a GPU that the launch helpers plan with.
 struct DeviceLimits {
@@ -302,15 +305,23 @@ void launch_cluster_means(
     }
 }
 
-/// One block per problem, fixed-order reductions over its clusters.
-/// counts(q): the points of cluster q (a functor: each strategy holds them
-/// its own way).
+/** One block per problem, fixed-order reductions over its clusters, and
+ * over its objective partials where args.objective has them (the step's
+ * objective rides on this launch instead of a kernel of its own).
+ * counts(q): the points of cluster q (a functor: each strategy holds them
+ * its own way).
+ */
 template <typename Counts>
 __global__ void __launch_bounds__(kStatsThreads)
         problem_stats_kernel(UpdateArgs args, Counts counts, const double* cluster_shift) {
-    __shared__ double s_shift[kStatsThreads], s_sq[kStatsThreads];
+    __shared__ double s_shift[kStatsThreads], s_sq[kStatsThreads], s_obj[kStatsThreads];
     __shared__ long long s_empty[kStatsThreads];
     const int64_t b = blockIdx.x;
+    const ObjectivePartials& objective = args.objective;
+    const double obj = objective.values == nullptr
+            ? 0.0
+            : strided_sum<kStatsThreads, kStatsLoadsInFlight>(objective.values + b * objective.per_problem,
+                                                             objective.per_problem, threadIdx.x);
     double shift = 0, sq = 0;
     long long empty = 0;
     for (int64_t c = threadIdx.x; c < args.k; c += kStatsThreads) {
@@ -324,12 +335,14 @@ __global__ void __launch_bounds__(kStatsThreads)
     }
     s_shift[threadIdx.x] = shift;
     s_sq[threadIdx.x] = sq;
+    s_obj[threadIdx.x] = obj;
     s_empty[threadIdx.x] = empty;
     __syncthreads();
     for (int stride = kStatsThreads / 2; stride > 0; stride /= 2) {
         if (threadIdx.x < stride) {
             s_shift[threadIdx.x] += s_shift[threadIdx.x + stride];
             s_sq[threadIdx.x] += s_sq[threadIdx.x + stride];
+            s_obj[threadIdx.x] += s_obj[threadIdx.x + stride];
             s_empty[threadIdx.x] += s_empty[threadIdx.x + stride];
         }
         __syncthreads();
@@ -337,6 +350,9 @@ __global__ void __launch_bounds__(kStatsThreads)
     if (threadIdx.x == 0) {
         const double n = double(args.n);
         args.stats[b] = UpdateStats{s_shift[0], s_sq[0] * args.k / (n * n), s_empty[0]};
+        if (objective.values != nullptr) {
+            objective.objectives[b] = (objective.offsets ? objective.offsets[b] : 0.0) + s_obj[0];
+        }
     }
 }
 
