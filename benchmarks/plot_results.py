@@ -43,8 +43,8 @@ def read_table(text, first_header):
 
 
 def number(cell):
-    """1559.6, '4.05x', '**3.1**' -> float."""
-    return float(re.sub(r"[^0-9.eE+-]", "", cell))
+    """1559.6, '4.05x', '**3.1**', '1.95x (2.16x)' -> float (the first number)."""
+    return float(re.search(r"[0-9]+(\.[0-9]+)?([eE][+-]?[0-9]+)?", cell).group(0))
 
 
 def section_line(text, section, key):

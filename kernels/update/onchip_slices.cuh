@@ -70,6 +70,10 @@ struct SliceSumsPolicy {
     /// 64 x 128 accumulators for the whole slice.
     static constexpr int kFusedAssignRegs = 128;
     static constexpr int kFusedSumRegs = 232;
+    // setmaxnreg.inc waits until the other warpgroups have freed enough:
+    // the split must fit in the 168 registers a thread gets at launch.
+    static_assert(128 * (kAssignGroups * kFusedAssignRegs + kFusedSumRegs) <= 168 * kFusedThreads,
+                  "the fused kernel's register split exceeds its launch allocation");
     static constexpr int kFusedStages = 3;
     static constexpr int kFusedRows = 128;
     /// Named barriers of the fused kernel (0 is __syncthreads): the assign
