@@ -209,31 +209,44 @@ __device__ __forceinline__ double assign_chunk(
 template <int kDimTiles>
 constexpr int kSumDims = P::kSwizzleDims * ((kDimTiles * P::kTileDims + P::kSwizzleDims - 1) / P::kSwizzleDims);
 
-/** The sums warpgroup's product for one chunk: sums[128 clusters × N]
- * (two m64 accumulators, N = kSumDims coordinates) += one_hot[128 × 128
- * rows] · X[128 rows × N], eight k16 steps; X is the staged chunk read
- * N-major (its 128B-swizzled rows: coordinates contiguous), the one-hot
- * K-major. The first chunk of a slice overwrites instead of adding.
+/// Cluster columns of the fused kernel's sums: the assignment's columns
+/// (104 where k <= 104, else 128); a wgmma N only pads k to 8.
+template <int kFirstPart>
+constexpr int kSumCols = kFirstPart + kWidePart;
+
+/// The sums warpgroup's accumulators: one m64 per 64-coordinate half.
+template <int kDimTiles, int kFirstPart>
+using SumAccumulators = float[kSumDims<kDimTiles> / 64][kSumCols<kFirstPart> / 2];
+
+/** The sums warpgroup's product for one chunk: sums^T[N coordinates ×
+ * kSumCols clusters] (an m64 accumulator per 64-coordinate half, N =
+ * kSumDims) += X^T[N × 128 rows] · one_hot[128 rows × kSumCols], eight
+ * k16 steps; X^T is the staged chunk read M-major (its 128B-swizzled rows:
+ * coordinates contiguous), the one-hot K-major. Transposed so that the
+ * clusters, not the coordinates, are the padded dimension: N pads k to 8
+ * where M would pad it to 64. The first chunk of a slice overwrites
+ * instead of adding.
  */
-template <typename T, int kDimTiles>
+template <typename T, int kDimTiles, int kFirstPart>
 __device__ __forceinline__ void sum_chunk(
         const SmemLayout& l,
         const unsigned char* points,
         const unsigned char* one_hot,
         bool first,
-        float (&acc)[2][kSumDims<kDimTiles> / 2]) {
+        SumAccumulators<kDimTiles, kFirstPart>& acc) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
     wgmma_fence();
 #pragma unroll
-    for (int m = 0; m < 2; m++) {
+    for (int m = 0; m < kSumDims<kDimTiles> / 64; m++) {
 #pragma unroll
         for (int ks = 0; ks < P::kFusedRows / 16; ks++) {
-            // A: clusters 64m.. × rows 16ks..: 8-cluster groups 128 bytes
-            // apart, the next 8 rows a whole piece-row (kFusedMaxK·16) on.
-            const uint64_t da = piece_major_descriptor(one_hot + m * 64 * 16 + 2 * ks * (P::kFusedMaxK * 16),
-                                                       P::kFusedMaxK * 16, 128);
-            const uint64_t db = wgmma_descriptor_mn(points + ks * 16 * l.row_stride, l.block_stride);
-            wgmma_m64k16<T, kSumDims<kDimTiles>, true>(acc[m], da, db, !first || ks > 0);
+            const uint64_t da = wgmma_descriptor_mn(points + m * l.block_stride + ks * 16 * l.row_stride,
+                                                    l.block_stride);
+            // B: rows 16ks.. × clusters: 8-cluster groups 128 bytes apart,
+            // the next 8 rows a whole piece-row (kFusedMaxK·16) on.
+            const uint64_t db = piece_major_descriptor(one_hot + 2 * ks * (P::kFusedMaxK * 16), P::kFusedMaxK * 16,
+                                                       128);
+            wgmma_m64k16<T, kSumCols<kFirstPart>, false, true>(acc[m], da, db, !first || ks > 0);
         }
     }
     wgmma_commit();
@@ -385,7 +398,7 @@ __global__ void __launch_bounds__(P::kFusedThreads, 1) assign_slice_sums_kernel(
         for (int s = 0; s < P::kFusedStages; s++) {
             load_next();
         }
-        float acc[2][kSumDims<kDimTiles> / 2];
+        SumAccumulators<kDimTiles, kFirstPart> acc;
         int64_t g = 0;
         for (ChunkCursor at(task, tasks); at.valid(); at.next(task), g++) {
             named_barrier_sync(P::kBarOneHot + int(g % 2), P::kFusedThreads);
@@ -399,30 +412,29 @@ __global__ void __launch_bounds__(P::kFusedThreads, 1) assign_slice_sums_kernel(
             // The assign warpgroups saw chunk g land; the sums' wgmma reads
             // of the TMA's writes are ordered by the same mbarrier phase.
             mbarrier_wait(full + g % P::kFusedStages, uint32_t(g / P::kFusedStages) & 1);
-            sum_chunk<T, kDimTiles>(l, smem + l.points + int(g % P::kFusedStages) * l.stage_bytes,
+            sum_chunk<T, kDimTiles, kFirstPart>(l, smem + l.points + int(g % P::kFusedStages) * l.stage_bytes,
                                     smem + l.one_hot + int(g % 2) * kOneHotBytes, at.c == 0, acc);
             named_barrier_arrive(P::kBarSummed + int(g % 2), P::kFusedThreads);
             load_next(); // chunk g + kFusedStages, into chunk g's stage
             if (at.last_of_slice()) {
-                // acc[m][4j + 2h + e]: cluster 64m + 16·warp + lane/4 + 8h,
-                // coordinate 8j + 2·(lane % 4) + e.
-                const int64_t slot0 = at.id * task.k;
-                const int w = warp - kAssignWarps;
+                // acc[m][4j + 2h + e]: coordinate 64m + 16·warp + lane/4 +
+                // 8h, cluster 8j + 2·(lane % 4) + e.
+                const int dim0 = 16 * (warp - kAssignWarps) + lane / 4, c0 = 2 * (lane % 4);
+                float* lane_sums = ws.sums + (at.id * task.k + c0) * task.d + dim0;
 #pragma unroll
-                for (int m = 0; m < 2; m++) {
+                for (int j = 0; j < kSumCols<kFirstPart> / 8; j++) {
 #pragma unroll
-                    for (int h = 0; h < 2; h++) {
-                        const int c = 64 * m + 16 * w + lane / 4 + 8 * h;
-                        if (c >= task.k) {
-                            continue;
-                        }
-                        float* row = ws.sums + (slot0 + c) * task.d;
+                    for (int e = 0; e < 2; e++) {
+                        if (c0 + 8 * j + e < task.k) {
+                            float* column = lane_sums + (8 * j + e) * task.d;
 #pragma unroll
-                        for (int j = 0; j < kSumDims<kDimTiles> / 8; j++) {
-                            const int dim = 8 * j + 2 * (lane % 4);
-                            if (dim < task.d) {
-                                *reinterpret_cast<float2*>(row + dim) =
-                                        make_float2(acc[m][4 * j + 2 * h], acc[m][4 * j + 2 * h + 1]);
+                            for (int m = 0; m < kSumDims<kDimTiles> / 64; m++) {
+#pragma unroll
+                                for (int h = 0; h < 2; h++) {
+                                    if (dim0 + 64 * m + 8 * h < task.d) {
+                                        column[64 * m + 8 * h] = acc[m][4 * j + 2 * h + e];
+                                    }
+                                }
                             }
                         }
                     }
