@@ -61,13 +61,14 @@ struct SliceSumsPolicy {
     /// per SM: kAssignGroups warpgroups assign the chunks (wgmma, 64 rows
     /// each) and write each chunk's one-hot matrix; one warpgroup has the
     /// TMA stage the chunks and adds each to the sums as one wgmma product,
-    /// onehot[128 clusters × 128 rows] · X[128 rows × d], no ranking.
+    /// X^T[d × 128 rows] · onehot[128 rows × (104 or 128) clusters], no
+    /// ranking.
     /// kFusedStages chunks of kFusedRows points (the TMA's 128B-swizzled
     /// rows), two one-hot buffers, the problem's centroids.
     static constexpr int kAssignGroups = 2;
     static constexpr int kFusedThreads = 128 * (kAssignGroups + 1);
     /// Register split of the fused kernel: the sums warpgroup holds two
-    /// 64 x 128 accumulators for the whole slice.
+    /// 64 x 128 (or 64 x 104) accumulators for the whole slice.
     static constexpr int kFusedAssignRegs = 128;
     static constexpr int kFusedSumRegs = 232;
     // setmaxnreg.inc waits until the other warpgroups have freed enough:

@@ -20,8 +20,9 @@
 // problem's centroids, assigns each chunk the TMA staged on wgmma (the
 // assignment kernels' scores and tie rule), writes the chunk's one-hot
 // matrix, and a third warpgroup adds the whole chunk as one wgmma product
-//   sums[128 clusters × d] += onehot[128 × 128 rows] · X[128 rows × d]
-// (dense over the clusters: no ranking; the tensor cores have the room),
+//   sums^T[d × k8] += X^T[d × 128 rows] · onehot[128 rows × k8]
+// (k8: k rounded up to 8, 104 or 128 columns; dense over the clusters: no
+// ranking; the tensor cores have the room),
 // after the next chunk's assignment products, which are on the critical path.
 //
 // The dispatcher's entry points (update_centroids.cuh has the contract).
