@@ -403,6 +403,8 @@ void CudaBackend::enqueue_step(int64_t k_frozen, bool timed, bool into_graph) {
     // terms may go stale here: assign_update leaves centroids_dirty_ set.
     const bool one_pass = fuses_assignment();
     convert_centroids(!one_pass);
+    // The assignment hands its objective partials to the update, whose
+    // statistics kernel adds them up into the step's objectives.
     kernels::UpdateArgs u = update_args(k_frozen);
     if (one_pass) {
         // One pass over the points: assignment and slice sums in one
@@ -416,7 +418,6 @@ void CudaBackend::enqueue_step(int64_t k_frozen, bool timed, bool into_graph) {
         fused.obj_partials = obj_partials_.as<double>();
         u.objective = objective_partials(kernels::onchip_assign_and_sum(u, fused, workspace_.as<void>(), stream_));
         mark(events_[1]);
-        // The update's statistics kernel adds the objective up.
         kernels::onchip_finish(u, workspace_.as<void>(), stream_);
     } else {
         u.objective = certified_ ? launch_certified_assign() : launch_assign(false);
