@@ -13,7 +13,10 @@
 // = false). The options come after the filter, in any order.
 //
 // Times are medians over timed iterations after two warm-up iterations;
-// data are Gaussian random numbers generated on the device (never zeros).
+// data are Gaussian random numbers generated on the device (never zeros),
+// centroids initialised from random points. Under each row: the imbalance
+// factor of the last step's labels and its empty clusters (what the
+// update's cost depends on).
 
 #include <algorithm>
 #include <chrono>
@@ -241,6 +244,16 @@ int main(int argc, char** argv) {
         const double ours = median(wall), a = median(assign), u = median(update);
         printf("%-18s %5s %9.3f %9.3f %6.2fx %9.3f %9.3f %9.3f %8s\n", s.label, type_name(s.type), floor_ms, ours,
                ours / floor_ms, a, u, ours - a - u, compute_ms >= memory_ms ? "compute" : "memory");
+        // The update's cost depends on how the labels spread over the
+        // clusters (the sort-inverse update's chunks, a hot cluster's rows).
+        double imbalance = 0;
+        int64_t empty = 0;
+        for (const StepResult& r : res) {
+            imbalance += r.imbalance_factor / s.batch;
+            empty += r.n_empty;
+        }
+        printf("  (labels of the last step: imbalance factor %.2f, mean over problems; %ld of %ld clusters empty)\n",
+               imbalance, long(empty), long(s.batch * s.k));
         if (backend.certifies_assignment()) {
             int64_t rescanned = 0;
             for (int32_t r : backend.rescanned_points()) {
