@@ -413,7 +413,7 @@ __global__ void __launch_bounds__(P::kFusedThreads, 1) assign_slice_sums_kernel(
             // of the TMA's writes are ordered by the same mbarrier phase.
             mbarrier_wait(full + g % P::kFusedStages, uint32_t(g / P::kFusedStages) & 1);
             sum_chunk<T, kDimTiles, kFirstPart>(l, smem + l.points + int(g % P::kFusedStages) * l.stage_bytes,
-                                    smem + l.one_hot + int(g % 2) * kOneHotBytes, at.c == 0, acc);
+                                                smem + l.one_hot + int(g % 2) * kOneHotBytes, at.c == 0, acc);
             named_barrier_arrive(P::kBarSummed + int(g % 2), P::kFusedThreads);
             load_next(); // chunk g + kFusedStages, into chunk g's stage
             if (at.last_of_slice()) {
@@ -458,7 +458,7 @@ void launch_assign_slice_sums(
     const CUtensorMap map_x = make_swizzled_row_map(
             args.x, std::is_same_v<T, __half> ? CU_TENSOR_MAP_DATA_TYPE_FLOAT16 : CU_TENSOR_MAP_DATA_TYPE_BFLOAT16,
             args.batch * args.n, args.ldx, args.d, P::kFusedRows, "on-chip update with the assignment");
-    const bool narrow = plan.task.k <= kNarrowPart + kWidePart;
+    const bool narrow = plan.task.k <= kSumCols<kNarrowPart>;
     const auto launch = [&](auto dim_tiles) {
         constexpr int kDimTiles = decltype(dim_tiles)::value;
         const auto kernel = narrow ? assign_slice_sums_kernel<T, kDimTiles, kNarrowPart>
