@@ -322,10 +322,8 @@ __global__ void __launch_bounds__(StreamingPolicy::kThreads, 1) flash_assign_str
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
     using P = StreamingPolicy;
     extern __shared__ unsigned char smem_raw[];
-    // The 128B swizzle pattern repeats every 1024 bytes: align the ring.
     constexpr int kTermFloats = tile_term_floats(P::kBlockN, kScore == Score::Scaled);
-    unsigned char* ring = reinterpret_cast<unsigned char*>(
-            (reinterpret_cast<uintptr_t>(smem_raw) + 1023) & ~uintptr_t(1023));
+    unsigned char* ring = align_to_swizzle_atom(smem_raw);
     float* terms = reinterpret_cast<float*>(ring + P::kStages * P::kStageBytes); // stages x [bias | multiplier]
     uint64_t* full = reinterpret_cast<uint64_t*>(terms + P::kStages * kTermFloats);
     uint64_t* empty = full + P::kStages;
@@ -485,8 +483,7 @@ __global__ void __launch_bounds__(ResidentPolicy<>::kThreads, 1) flash_assign_re
     constexpr int kBufferBytes = k_chunks * P::kPointChunkBytes;
     constexpr int kTermFloats = P::term_floats(kScore == Score::Scaled);
     extern __shared__ unsigned char smem_raw[];
-    unsigned char* points = reinterpret_cast<unsigned char*>(
-            (reinterpret_cast<uintptr_t>(smem_raw) + 1023) & ~uintptr_t(1023));
+    unsigned char* points = align_to_swizzle_atom(smem_raw);
     unsigned char* ring = points + buffers * kBufferBytes;
     float* terms = reinterpret_cast<float*>(ring + stages * P::kStageBytes); // stages x [bias | multiplier]
     uint64_t* points_full = reinterpret_cast<uint64_t*>(terms + stages * kTermFloats);

@@ -16,6 +16,16 @@ __device__ __forceinline__ uint32_t smem_addr(const void* p) {
     return static_cast<uint32_t>(__cvta_generic_to_shared(p));
 }
 
+/** The first 1024-byte boundary in a dynamic shared-memory array (the 128B
+ * swizzle repeats every 1024 bytes), as an offset into it: a pointer that
+ * went through an integer cast loses its address space, and every access
+ * through it becomes a generic load or store (LD/ST on the long scoreboard)
+ * instead of LDS/STS.
+ */
+__device__ __forceinline__ unsigned char* align_to_swizzle_atom(unsigned char* smem_raw) {
+    return smem_raw + ((1024 - smem_addr(smem_raw) % 1024) % 1024);
+}
+
 __device__ __forceinline__ void mbarrier_init(uint64_t* bar, uint32_t count) {
     asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(smem_addr(bar)), "r"(count));
 }

@@ -286,10 +286,7 @@ __global__ void __launch_bounds__(P::kFusedThreads, 1) assign_slice_sums_kernel(
         SliceTask task) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
     extern __shared__ unsigned char smem_raw[];
-    // The 128B swizzle repeats every 1024 bytes: the layout's base, as an
-    // offset into smem_raw so that the compiler keeps shared-memory
-    // accesses (LDS, STS, ATOMS) instead of generic ones.
-    unsigned char* smem = smem_raw + ((1024 - smem_addr(smem_raw) % 1024) % 1024);
+    unsigned char* smem = align_to_swizzle_atom(smem_raw);
     __shared__ double s_warp_objective[4 * P::kAssignGroups];
     const SmemLayout& l = task.smem;
     const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
