@@ -246,7 +246,7 @@ __device__ __forceinline__ void sum_chunk(
             // the next 8 rows a whole piece-row (kFusedMaxK·16) on.
             const uint64_t db = piece_major_descriptor(one_hot + 2 * ks * (P::kFusedMaxK * 16), P::kFusedMaxK * 16,
                                                        128);
-            wgmma_m64k16<T, kSumCols<kFirstPart>, false, true>(acc[m], da, db, !first || ks > 0);
+            wgmma_m64k16<T, kSumCols<kFirstPart>, true>(acc[m], da, db, !first || ks > 0);
         }
     }
     wgmma_commit();
